@@ -1,0 +1,65 @@
+"""The decoder boundary.
+
+A decoder opens one image file, describes it (:class:`ImageInfo`) and reads
+pixels of one pyramid level: a tile or a box, nothing more.  Pixels come back
+as numpy arrays of shape (height, width, bands) in the source's sample type;
+turning them into 8-bit output is the renderer's business.
+
+Decoders are found by magic bytes (:func:`iipy.decoders.decoder_for`); plug-ins
+register under the entry-point group ``iipy.decoders``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+
+from ..models import ImageInfo
+
+
+class Decoder(ABC):
+    """One open image.  Instances are cached per process and reused."""
+
+    #: Short name, shown in logs and used as the entry-point name.
+    name: ClassVar[str] = ""
+    #: Higher ranks are asked first when several decoders claim a file.
+    rank: ClassVar[int] = 0
+    #: True if the codec decodes arbitrary regions itself (JPEG 2000); False if
+    #: regions are assembled from stored tiles (TIFF).
+    decodes_regions: ClassVar[bool] = False
+
+    info: ImageInfo
+
+    @classmethod
+    @abstractmethod
+    def can_read(cls, head: bytes) -> bool:
+        """Whether the first 16 bytes of a file look like this format."""
+
+    @abstractmethod
+    def __init__(self, path: str) -> None:
+        """Open ``path`` and read its metadata; raise CorruptImage if unreadable."""
+
+    @abstractmethod
+    def read_region(self, level: int, left: int, top: int, width: int, height: int) -> np.ndarray:
+        """Pixels of a box of native level ``level`` (0 = full resolution).
+
+        The box must lie inside the level.
+        """
+
+    def read_tile(self, level: int, column: int, row: int) -> np.ndarray:
+        """Pixels of one tile of the level's grid, cropped at the edges."""
+        box = self.info.levels[level].tile_box(column, row)
+        return self.read_region(level, *box)
+
+    def raw_tile(self, level: int, column: int, row: int) -> bytes | None:
+        """The tile as a stand-alone JPEG without decoding, when possible.
+
+        Only whole (not edge-cropped) tiles stored as JPEG qualify; anything
+        else returns None and the caller decodes.
+        """
+        return None
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release file handles."""

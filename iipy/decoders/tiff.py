@@ -1,0 +1,314 @@
+"""Tiled pyramidal TIFF and BigTIFF.
+
+The pyramid comes from our own directory reader (:mod:`.tiffdir`): the first
+directory is the full resolution; its SubIFDs, if it has any, are the reduced
+levels, otherwise the following tiled top-level directories that are smaller
+than the level before them are (strip directories such as thumbnails, labels
+and macro images are skipped).
+
+Pixels are read with pyvips through one ``Region`` per level, which decodes
+only the tiles a box touches.  Whole JPEG tiles can also be returned without
+any decode (:meth:`TiffDecoder.raw_tile`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import numpy as np
+
+from ..errors import CorruptImage, UnsupportedImage
+from ..models import ColourSpace, ImageInfo, Level, SampleFormat
+from . import jpegsplice
+from .base import Decoder
+from .tiffdir import (
+    IFD,
+    TAG_ARTIST,
+    TAG_BITS,
+    TAG_COMPRESSION,
+    TAG_COPYRIGHT,
+    TAG_DATETIME,
+    TAG_DESCRIPTION,
+    TAG_DOCUMENT_NAME,
+    TAG_ICC,
+    TAG_JPEG_TABLES,
+    TAG_MAKE,
+    TAG_MODEL,
+    TAG_NEW_SUBFILE_TYPE,
+    TAG_PAGE_NAME,
+    TAG_PHOTOMETRIC,
+    TAG_PLANAR,
+    TAG_RES_UNIT,
+    TAG_SAMPLE_FORMAT,
+    TAG_SAMPLES,
+    TAG_SMAX,
+    TAG_SMIN,
+    TAG_SOFTWARE,
+    TAG_TILE_BYTE_COUNTS,
+    TAG_TILE_HEIGHT,
+    TAG_TILE_OFFSETS,
+    TAG_TILE_WIDTH,
+    TAG_X_RES,
+    TAG_XMP,
+    TAG_Y_RES,
+    read_structure,
+)
+
+log = logging.getLogger(__name__)
+
+COMPRESSION_JPEG = 7
+PHOTOMETRIC_MINISWHITE = 0
+PHOTOMETRIC_MINISBLACK = 1
+PHOTOMETRIC_RGB = 2
+PHOTOMETRIC_YCBCR = 6
+PHOTOMETRIC_LAB = (8, 9, 10)
+
+_NUMPY: dict[tuple[SampleFormat, int], Any] = {
+    (SampleFormat.UINT, 8): np.uint8,
+    (SampleFormat.UINT, 16): np.uint16,
+    (SampleFormat.UINT, 32): np.uint32,
+    (SampleFormat.INT, 8): np.int8,
+    (SampleFormat.INT, 16): np.int16,
+    (SampleFormat.INT, 32): np.int32,
+    (SampleFormat.FLOAT, 32): np.float32,
+    (SampleFormat.FLOAT, 64): np.float64,
+}
+_VIPS_FORMAT = {
+    "uchar": np.uint8,
+    "char": np.int8,
+    "ushort": np.uint16,
+    "short": np.int16,
+    "uint": np.uint32,
+    "int": np.int32,
+    "float": np.float32,
+    "double": np.float64,
+}
+
+
+def _default_max(fmt: SampleFormat, bits: int) -> float:
+    if fmt is SampleFormat.FLOAT:
+        return 1.0
+    return {1: 255.0, 8: 255.0, 12: 4095.0, 16: 65535.0, 32: 4294967295.0}.get(bits, 255.0)
+
+
+class _LevelSource:
+    """Where one pyramid level lives in the file."""
+
+    __slots__ = ("ifd", "page", "subifd", "image", "region", "dtype")
+
+    def __init__(self, ifd: IFD, page: int, subifd: int) -> None:
+        self.ifd = ifd
+        self.page = page
+        self.subifd = subifd  # -1: a top-level directory
+        self.image: Any = None
+        self.region: Any = None
+        self.dtype: Any = None
+
+
+class TiffDecoder(Decoder):
+    name = "tiff"
+    rank = 10
+
+    @classmethod
+    def can_read(cls, head: bytes) -> bool:
+        return head[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+") or head[:3] == b"I I"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_RDONLY)
+        try:
+            self._open()
+        except Exception:
+            os.close(self._fd)
+            raise
+
+    # -- structure --------------------------------------------------------
+
+    def _open(self) -> None:
+        structure = read_structure(self._fd)
+        first = structure.ifds[0]
+        if not first.tiled:
+            raise UnsupportedImage("image is not tiled")
+        sources = [_LevelSource(first, 0, -1)]
+        subs = structure.subifds.get(0, [])
+        if subs:
+            for index, ifd in enumerate(subs):
+                if ifd.tiled and ifd.int(TAG_NEW_SUBFILE_TYPE) & 1:
+                    sources.append(_LevelSource(ifd, 0, index))
+        else:
+            for page, ifd in enumerate(structure.ifds[1:], start=1):
+                if ifd.tiled and ifd.width < sources[-1].ifd.width:
+                    sources.append(_LevelSource(ifd, page, -1))
+        # keep only strictly decreasing levels, in order
+        kept = [sources[0]]
+        for source in sources[1:]:
+            last = kept[-1].ifd
+            if source.ifd.width < last.width and source.ifd.height <= last.height:
+                kept.append(source)
+        self._levels = kept
+        self.info = self._describe(first)
+        for source in kept:
+            self._check_level(source.ifd)
+
+    def _check_level(self, ifd: IFD) -> None:
+        width, height = ifd.width, ifd.height
+        tw, th = ifd.int(TAG_TILE_WIDTH), ifd.int(TAG_TILE_HEIGHT)
+        if width <= 0 or height <= 0 or tw <= 0 or th <= 0:
+            raise CorruptImage("image has a level with no size")
+        expected = -(-width // tw) * -(-height // th)
+        if ifd.int(TAG_PLANAR, 1) == 2:
+            expected *= ifd.int(TAG_SAMPLES, 1)
+        if len(ifd.ints(TAG_TILE_OFFSETS)) < expected:
+            raise CorruptImage("image has fewer tiles than its size needs")
+
+    def _describe(self, first: IFD) -> ImageInfo:
+        bits_all = first.ints(TAG_BITS) or (1,)
+        bits = bits_all[0]
+        bands = first.int(TAG_SAMPLES, 1)
+        fmt_code = first.int(TAG_SAMPLE_FORMAT, 1)
+        sample_format = {2: SampleFormat.INT, 3: SampleFormat.FLOAT}.get(fmt_code, SampleFormat.UINT)
+        photometric = first.int(TAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK)
+        if photometric in PHOTOMETRIC_LAB:
+            colour = ColourSpace.CIELAB
+        elif photometric in (PHOTOMETRIC_MINISBLACK, PHOTOMETRIC_MINISWHITE):
+            colour = ColourSpace.BINARY if bits == 1 else ColourSpace.GREY
+        else:
+            colour = ColourSpace.SRGB
+        if photometric == 3:  # palette: pyvips expands it to RGB
+            bands, bits = 3, 8
+        if (sample_format, max(bits, 8)) not in _NUMPY and bits != 1:
+            raise UnsupportedImage(f"unsupported sample type ({bits}-bit {sample_format.value})")
+        levels = tuple(
+            Level(s.ifd.width, s.ifd.height, s.ifd.int(TAG_TILE_WIDTH), s.ifd.int(TAG_TILE_HEIGHT))
+            for s in self._levels
+        )
+        smin, smax = first.get(TAG_SMIN), first.get(TAG_SMAX)
+        mins = _per_band(smin, bands, 0.0)
+        default_max = _default_max(sample_format, bits)
+        maxs = tuple(v if v else default_max for v in _per_band(smax, bands, default_max))
+        unit_code = first.int(TAG_RES_UNIT, 2)
+        xres, yres = first.rational(TAG_X_RES), first.rational(TAG_Y_RES)
+        dpi = None
+        unit = {2: "in", 3: "cm"}.get(unit_code, "")
+        if xres and yres:
+            scale = {2: 1 / 0.0254, 3: 100.0}.get(unit_code, 1.0)
+            dpi = (xres * scale, yres * scale)
+        metadata = {
+            key: first.text(tag)
+            for key, tag in (
+                ("rights", TAG_COPYRIGHT),
+                ("creator", TAG_ARTIST),
+                ("description", TAG_DESCRIPTION),
+                ("date", TAG_DATETIME),
+                ("software", TAG_SOFTWARE),
+                ("title", TAG_DOCUMENT_NAME),
+                ("pagename", TAG_PAGE_NAME),
+                ("make", TAG_MAKE),
+                ("model", TAG_MODEL),
+            )
+            if first.text(tag)
+        }
+        icc = first.get(TAG_ICC)
+        xmp = first.get(TAG_XMP)
+        return ImageInfo(
+            format="tiff",
+            levels=levels,
+            bands=bands,
+            bits=bits,
+            sample_format=sample_format,
+            colour_space=colour,
+            min_values=mins,
+            max_values=maxs,
+            icc=icc if isinstance(icc, bytes) and icc else None,
+            xmp=xmp if isinstance(xmp, bytes) and xmp else None,
+            dpi=dpi,
+            resolution_unit=unit,
+            metadata=metadata,
+        )
+
+    # -- pixels -----------------------------------------------------------
+
+    def _source(self, level: int) -> _LevelSource:
+        source = self._levels[level]
+        if source.region is None:
+            import pyvips
+
+            try:
+                if source.subifd >= 0:
+                    image = pyvips.Image.tiffload(self.path, subifd=source.subifd, access="random")
+                else:
+                    image = pyvips.Image.tiffload(self.path, page=source.page, access="random")
+                if image.get_typeof("interpretation") and image.interpretation == "labq":
+                    image = image.LabQ2Lab()
+                source.image = image
+                source.region = pyvips.Region.new(image)
+                source.dtype = np.dtype(_VIPS_FORMAT[image.format])
+            except pyvips.Error as exc:
+                raise CorruptImage(f"image level {level} could not be opened") from exc
+            if (image.width, image.height) != (source.ifd.width, source.ifd.height):
+                raise CorruptImage("image level size does not match its directory")
+        return source
+
+    def read_region(self, level: int, left: int, top: int, width: int, height: int) -> np.ndarray:
+        import pyvips
+
+        source = self._source(level)
+        try:
+            data = source.region.fetch(left, top, width, height)
+        except pyvips.Error as exc:
+            raise CorruptImage("image data could not be decoded") from exc
+        bands = source.image.bands
+        array = np.frombuffer(data, dtype=source.dtype)
+        if array.size != width * height * bands:
+            raise CorruptImage("image data could not be decoded")
+        return array.reshape(height, width, bands)
+
+    def raw_tile(self, level: int, column: int, row: int) -> bytes | None:
+        ifd = self._levels[level].ifd
+        if ifd.int(TAG_COMPRESSION) != COMPRESSION_JPEG or ifd.int(TAG_PLANAR, 1) != 1:
+            return None
+        photometric = ifd.int(TAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK)
+        if photometric not in (PHOTOMETRIC_MINISBLACK, PHOTOMETRIC_RGB, PHOTOMETRIC_YCBCR):
+            return None
+        if (ifd.ints(TAG_BITS) or (8,))[0] != 8:
+            return None
+        lv = self.info.levels[level]
+        box = lv.tile_box(column, row)
+        if box[2] != lv.tile_width or box[3] != lv.tile_height:
+            return None  # edge tile: stored padded, must be cropped
+        index = row * lv.columns + column
+        offsets, counts = ifd.ints(TAG_TILE_OFFSETS), ifd.ints(TAG_TILE_BYTE_COUNTS)
+        if index >= len(offsets) or index >= len(counts) or counts[index] <= 0:
+            return None
+        data = os.pread(self._fd, counts[index], offsets[index])
+        if len(data) != counts[index]:
+            raise CorruptImage("tile data is truncated")
+        tables = ifd.get(TAG_JPEG_TABLES)
+        return jpegsplice.splice(
+            tables if isinstance(tables, bytes) else None,
+            data,
+            rgb=photometric == PHOTOMETRIC_RGB,
+        )
+
+    def close(self) -> None:
+        for source in self._levels:
+            source.region = None
+            source.image = None
+        try:
+            os.close(self._fd)
+        except OSError:
+            pass
+
+
+def _per_band(value: object, bands: int, default: float) -> tuple[float, ...]:
+    if value is None:
+        return (default,) * bands
+    if isinstance(value, tuple):
+        values = [float(v) for v in value]
+    else:
+        values = [float(value)]  # type: ignore[arg-type]
+    if len(values) < bands:
+        values += [values[-1] if values else default] * (bands - len(values))
+    return tuple(values[:bands])

@@ -1,0 +1,78 @@
+"""One error hierarchy for the whole server.
+
+Errors are raised low (decoders, parsers) and turned into a response in one
+place (:mod:`iipy.app`), in the form of the protocol that was spoken: an IIP
+``Error/…`` body, a IIIF status with a short text, or a plain text body.
+Messages never contain filesystem paths.
+"""
+
+from __future__ import annotations
+
+
+class IIPyError(Exception):
+    """Base class.  ``status`` is the HTTP status a response carries."""
+
+    status = 500
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(IIPyError):
+    """A bad setting: stops start-up with a message naming the variable."""
+
+
+class BadRequest(IIPyError):
+    """Malformed or out-of-range input (HTTP 400)."""
+
+    status = 400
+
+
+class NotFound(IIPyError):
+    """A missing image, resolution or tile (HTTP 404)."""
+
+    status = 404
+
+
+class Forbidden(IIPyError):
+    """An image exists but may not be read (HTTP 403)."""
+
+    status = 403
+
+
+class MethodNotAllowed(IIPyError):
+    status = 405
+
+
+class NotImplementedFeature(IIPyError):
+    """A valid request for something the server does not do (HTTP 501)."""
+
+    status = 501
+
+
+class UnsupportedImage(IIPyError):
+    """A readable file in a format no decoder understands (HTTP 415)."""
+
+    status = 415
+
+
+class CorruptImage(IIPyError):
+    """An image whose structure or data cannot be decoded (HTTP 500-class,
+    reported without a traceback; the worker keeps serving)."""
+
+    status = 500
+
+
+class IIPError(BadRequest):
+    """An IIP protocol error line ``Error/<len>:<class> <number> <argument>``.
+
+    ``code`` is ``(class, number)``: (1, 3) image required, (2, 1) malformed
+    request, (2, 2) unsupported command, (3, 2) unsupported object.
+    """
+
+    def __init__(self, error_class: int, number: int, argument: str) -> None:
+        super().__init__(f"{error_class} {number} {argument}")
+        self.error_class = error_class
+        self.number = number
+        self.argument = argument

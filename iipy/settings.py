@@ -1,0 +1,177 @@
+"""Settings: every iipsrv environment variable, read once at start-up.
+
+Names, defaults and ranges are iipsrv's (iip-protocol.md §9), so an existing
+``FcgidInitialEnv`` or lighttpd ``bin-environment`` block works unchanged.
+Where iipsrv would silently turn garbage into 0 (C ``atoi``) we stop start-up
+with a message naming the variable instead: a typo should not silently turn a
+feature off.  Nothing else in iipy reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+
+from .errors import ConfigError
+
+VERSION = "1.1"  # the iipsrv version whose wire behaviour we follow by default
+MEGABYTE = 1_024_000  # iipsrv's "MB" for MAX_IMAGE_CACHE_SIZE
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw.strip())
+    except ValueError:
+        try:
+            return int(float(raw.strip()))
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a number") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+
+
+def _str(env: Mapping[str, str], name: str, default: str = "") -> str:
+    return env.get(name, default)
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    return max(low, min(high, value))
+
+
+URI_MAP_PROTOCOLS = {"iip": "fif", "iiif": "iiif", "deepzoom": "deepzoom", "zoomify": "zoomify"}
+
+
+def _uri_map(raw: str) -> tuple[str, str] | None:
+    """``prefix=>protocol`` → (prefix, command name), or None when unset."""
+    if not raw.strip():
+        return None
+    if "=>" not in raw:
+        raise ConfigError(f"URI_MAP={raw!r} must look like 'prefix=>protocol'")
+    prefix, protocol = (part.strip() for part in raw.split("=>", 1))
+    command = URI_MAP_PROTOCOLS.get(protocol.lower())
+    if command is None:
+        raise ConfigError(
+            f"URI_MAP={raw!r}: protocol must be one of IIP, IIIF, DeepZoom, Zoomify"
+        )
+    return prefix.strip("/"), command
+
+
+@dataclass(frozen=True)
+class Settings:
+    verbosity: int = 1
+    logfile: str = "/tmp/iipsrv.log"
+    max_image_cache_bytes: int = 10 * MEGABYTE
+    max_metadata_cache_size: int = 1000
+    filesystem_prefix: str = ""
+    filesystem_suffix: str = ""
+    filename_pattern: str = "_pyr_"
+    jpeg_quality: int = 75
+    png_quality: int = 1
+    webp_quality: int = 50
+    tiff_compression: int = 2
+    tiff_quality: int = 1
+    max_cvt: int = 5000  # -1: no limit
+    allow_upscaling: bool = True
+    max_layers: int = 0
+    watermark: str = ""
+    watermark_probability: float = 1.0
+    watermark_opacity: float = 1.0
+    memcached_servers: str = ""
+    memcached_timeout: int = 86400
+    interpolation: int = 1
+    cors: str = ""
+    base_url: str = ""
+    cache_control: str = "max-age=86400"
+    uri_map: tuple[str, str] | None = None
+    embed_icc: bool = True
+    max_icc: int = 65536
+    codec_passthrough: bool = True
+    iiif_version: int = 3
+    iiif_delimiter: str = ""
+    iiif_extra_info: str = ""
+    iiif_extensions: bool = False
+    copyright: str = ""
+    # iipy's own
+    error_truncate: bool = True  # 1.1 cuts IIP error lines after 31 characters
+    server_name: str = f"iipsrv/{VERSION}"
+    extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read every variable once; raise ConfigError naming a bad one."""
+        env = os.environ if env is None else env
+        max_cvt = _int(env, "MAX_CVT", 5000)
+        if max_cvt == 0:
+            max_cvt = 5000
+        elif max_cvt < -1:
+            max_cvt = 1
+        metadata_size = _int(
+            env, "MAX_METADATA_CACHE_SIZE", _int(env, "MAX_IMAGE_METADATA_CACHE_SIZE", 1000)
+        )
+        cache_mb = _float(env, "MAX_IMAGE_CACHE_SIZE", 10.0)
+        if cache_mb < 0:
+            raise ConfigError(f"MAX_IMAGE_CACHE_SIZE={cache_mb} must not be negative")
+        iiif_version = _int(env, "IIIF_VERSION", 3)
+        if iiif_version < 1:
+            iiif_version = 3
+        if iiif_version not in (2, 3):
+            raise ConfigError(f"IIIF_VERSION={iiif_version}: iipy serves versions 2 and 3")
+        tiff_compression = _int(env, "TIFF_COMPRESSION", 2)
+        if not 0 <= tiff_compression <= 5:
+            tiff_compression = 0
+        return cls(
+            verbosity=max(0, _int(env, "VERBOSITY", 1)),
+            logfile=_str(env, "LOGFILE", "/tmp/iipsrv.log"),
+            max_image_cache_bytes=int(cache_mb * MEGABYTE),
+            max_metadata_cache_size=metadata_size,
+            filesystem_prefix=_str(env, "FILESYSTEM_PREFIX"),
+            filesystem_suffix=_str(env, "FILESYSTEM_SUFFIX"),
+            filename_pattern=_str(env, "FILENAME_PATTERN", "_pyr_") or "_pyr_",
+            jpeg_quality=int(_clamp(_int(env, "JPEG_QUALITY", 75), 1, 100)),
+            png_quality=int(_clamp(_int(env, "PNG_QUALITY", 1), 0, 9)),
+            webp_quality=int(_clamp(_int(env, "WEBP_QUALITY", 50), -1, 100)),
+            tiff_compression=tiff_compression,
+            tiff_quality=int(_clamp(_int(env, "TIFF_QUALITY", 1), 0, 100)),
+            max_cvt=max_cvt,
+            allow_upscaling=_int(env, "ALLOW_UPSCALING", 1) != 0,
+            max_layers=_int(env, "MAX_LAYERS", 0),
+            watermark=_str(env, "WATERMARK"),
+            watermark_probability=_clamp(_float(env, "WATERMARK_PROBABILITY", 1.0), 0.0, 1.0),
+            watermark_opacity=_clamp(_float(env, "WATERMARK_OPACITY", 1.0), 0.0, 1.0),
+            memcached_servers=_str(env, "MEMCACHED_SERVERS"),
+            memcached_timeout=_int(env, "MEMCACHED_TIMEOUT", 86400),
+            interpolation=_int(env, "INTERPOLATION", 1),
+            cors=_str(env, "CORS"),
+            base_url=_str(env, "BASE_URL"),
+            cache_control=_str(env, "CACHE_CONTROL", "max-age=86400") or "max-age=86400",
+            uri_map=_uri_map(_str(env, "URI_MAP")),
+            embed_icc=_int(env, "EMBED_ICC", 1) != 0,
+            max_icc=_int(env, "MAX_ICC", 65536),
+            codec_passthrough=_int(env, "CODEC_PASSTHROUGH", 1) != 0,
+            iiif_version=iiif_version,
+            iiif_delimiter=_str(env, "IIIF_DELIMITER"),
+            iiif_extra_info=_str(env, "IIIF_EXTRA_INFO"),
+            iiif_extensions=_int(env, "IIIF_EXTENSIONS", 0) != 0,
+            copyright=_str(env, "COPYRIGHT"),
+            error_truncate=_int(env, "IIPY_ERROR_TRUNCATE", 1) != 0,
+            server_name=_str(env, "IIPY_SERVER_HEADER", f"iipsrv/{VERSION}")
+            or f"iipsrv/{VERSION}",
+        )
+
+    def summary(self) -> list[str]:
+        """``name = value`` lines for the start-up log."""
+        return [
+            f"{f.name} = {getattr(self, f.name)!r}" for f in fields(self) if f.name != "extra"
+        ]
