@@ -52,16 +52,21 @@ class NotImplementedFeature(IIPyError):
 
 
 class UnsupportedImage(IIPyError):
-    """A readable file in a format no decoder understands (HTTP 415)."""
+    """A readable file that no decoder serves (not an image, untiled TIFF…).
 
-    status = 415
+    HTTP 400, as iipsrv answers "Unsupported image type"."""
+
+    status = 400
 
 
 class CorruptImage(IIPyError):
-    """An image whose structure or data cannot be decoded (HTTP 500-class,
-    reported without a traceback; the worker keeps serving)."""
+    """An image whose structure or data cannot be decoded.
 
-    status = 500
+    HTTP 404 like iipsrv's failed TIFF reads: the file cannot be served.  It
+    is logged as an error, answered without a traceback, and the worker
+    keeps serving."""
+
+    status = 404
 
 
 class IIPError(BadRequest):

@@ -96,7 +96,7 @@ def _default_max(fmt: SampleFormat, bits: int) -> float:
 class _LevelSource:
     """Where one pyramid level lives in the file."""
 
-    __slots__ = ("ifd", "page", "subifd", "image", "region", "dtype")
+    __slots__ = ("ifd", "page", "subifd", "image", "region", "dtype", "offsets", "counts", "jpeg")
 
     def __init__(self, ifd: IFD, page: int, subifd: int) -> None:
         self.ifd = ifd
@@ -105,6 +105,9 @@ class _LevelSource:
         self.image: Any = None
         self.region: Any = None
         self.dtype: Any = None
+        self.offsets = ifd.ints(TAG_TILE_OFFSETS)
+        self.counts = ifd.ints(TAG_TILE_BYTE_COUNTS)
+        self.jpeg = _passthrough(ifd)
 
 
 class TiffDecoder(Decoder):
@@ -150,9 +153,10 @@ class TiffDecoder(Decoder):
         self._levels = kept
         self.info = self._describe(first)
         for source in kept:
-            self._check_level(source.ifd)
+            self._check_level(source)
 
-    def _check_level(self, ifd: IFD) -> None:
+    def _check_level(self, source: _LevelSource) -> None:
+        ifd = source.ifd
         width, height = ifd.width, ifd.height
         tw, th = ifd.int(TAG_TILE_WIDTH), ifd.int(TAG_TILE_HEIGHT)
         if width <= 0 or height <= 0 or tw <= 0 or th <= 0:
@@ -160,7 +164,7 @@ class TiffDecoder(Decoder):
         expected = -(-width // tw) * -(-height // th)
         if ifd.int(TAG_PLANAR, 1) == 2:
             expected *= ifd.int(TAG_SAMPLES, 1)
-        if len(ifd.ints(TAG_TILE_OFFSETS)) < expected:
+        if len(source.offsets) < expected or len(source.counts) < expected:
             raise CorruptImage("image has fewer tiles than its size needs")
 
     def _describe(self, first: IFD) -> ImageInfo:
@@ -168,7 +172,8 @@ class TiffDecoder(Decoder):
         bits = bits_all[0]
         bands = first.int(TAG_SAMPLES, 1)
         fmt_code = first.int(TAG_SAMPLE_FORMAT, 1)
-        sample_format = {2: SampleFormat.INT, 3: SampleFormat.FLOAT}.get(fmt_code, SampleFormat.UINT)
+        formats = {2: SampleFormat.INT, 3: SampleFormat.FLOAT}
+        sample_format = formats.get(fmt_code, SampleFormat.UINT)
         photometric = first.int(TAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK)
         if photometric in PHOTOMETRIC_LAB:
             colour = ColourSpace.CIELAB
@@ -266,31 +271,23 @@ class TiffDecoder(Decoder):
         return array.reshape(height, width, bands)
 
     def raw_tile(self, level: int, column: int, row: int) -> bytes | None:
-        ifd = self._levels[level].ifd
-        if ifd.int(TAG_COMPRESSION) != COMPRESSION_JPEG or ifd.int(TAG_PLANAR, 1) != 1:
-            return None
-        photometric = ifd.int(TAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK)
-        if photometric not in (PHOTOMETRIC_MINISBLACK, PHOTOMETRIC_RGB, PHOTOMETRIC_YCBCR):
-            return None
-        if (ifd.ints(TAG_BITS) or (8,))[0] != 8:
+        source = self._levels[level]
+        if source.jpeg is None:
             return None
         lv = self.info.levels[level]
-        box = lv.tile_box(column, row)
-        if box[2] != lv.tile_width or box[3] != lv.tile_height:
-            return None  # edge tile: stored padded, must be cropped
+        if (column + 1) * lv.tile_width > lv.width or (row + 1) * lv.tile_height > lv.height:
+            return None  # edge tile: stored padded, must be decoded and cropped
         index = row * lv.columns + column
-        offsets, counts = ifd.ints(TAG_TILE_OFFSETS), ifd.ints(TAG_TILE_BYTE_COUNTS)
-        if index >= len(offsets) or index >= len(counts) or counts[index] <= 0:
+        if index >= len(source.offsets) or index >= len(source.counts):
             return None
-        data = os.pread(self._fd, counts[index], offsets[index])
-        if len(data) != counts[index]:
+        count = source.counts[index]
+        if count <= 0:
+            return None
+        data = os.pread(self._fd, count, source.offsets[index])
+        if len(data) != count:
             raise CorruptImage("tile data is truncated")
-        tables = ifd.get(TAG_JPEG_TABLES)
-        return jpegsplice.splice(
-            tables if isinstance(tables, bytes) else None,
-            data,
-            rgb=photometric == PHOTOMETRIC_RGB,
-        )
+        tables, rgb = source.jpeg
+        return jpegsplice.splice(tables, data, rgb=rgb)
 
     def close(self) -> None:
         for source in self._levels:
@@ -300,6 +297,19 @@ class TiffDecoder(Decoder):
             os.close(self._fd)
         except OSError:
             pass
+
+
+def _passthrough(ifd: IFD) -> tuple[bytes | None, bool] | None:
+    """(JPEGTables, is-RGB) when this level's tiles can be served as stored."""
+    if ifd.int(TAG_COMPRESSION) != COMPRESSION_JPEG or ifd.int(TAG_PLANAR, 1) != 1:
+        return None
+    photometric = ifd.int(TAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK)
+    if photometric not in (PHOTOMETRIC_MINISBLACK, PHOTOMETRIC_RGB, PHOTOMETRIC_YCBCR):
+        return None
+    if (ifd.ints(TAG_BITS) or (8,))[0] != 8 or ifd.int(TAG_SAMPLES, 1) not in (1, 3):
+        return None
+    tables = ifd.get(TAG_JPEG_TABLES)
+    return (tables if isinstance(tables, bytes) else None), photometric == PHOTOMETRIC_RGB
 
 
 def _per_band(value: object, bands: int, default: float) -> tuple[float, ...]:

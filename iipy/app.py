@@ -1,0 +1,180 @@
+"""The WSGI application: routing, the common headers, and errors.
+
+Every protocol returns a :class:`~iipy.http.Response`; this module adds what
+all responses share (Server, Cache-Control, Last-Modified, ETag, CORS,
+Content-Length), answers conditional requests with 304, OPTIONS preflights
+with 204, and turns exceptions into protocol-shaped errors.  No exception
+escapes to the FastCGI layer: a worker never dies of a request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+from .errors import CorruptImage, IIPyError, MethodNotAllowed
+from .http import NotModified, Request, Response, cors_headers, http_date
+from .paths import PathResolver
+from .protocols.iip import IIPProtocol
+from .render import Renderer
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+StartResponse = Callable[..., object]
+WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
+
+REASONS = {
+    200: "OK",
+    204: "No Content",
+    303: "See Other",
+    304: "Not Modified",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+}
+ALLOW = "GET, HEAD, POST, OPTIONS"
+HOME_PAGE = (
+    "<!DOCTYPE html><html><head><title>iipy</title></head><body>"
+    "<h1>iipy</h1><p>An IIPImage-compatible image server.</p>"
+    "<p>Ask for an image with <code>?FIF=/path/to/image.tif&amp;OBJ=IIP,1.0</code>.</p>"
+    "</body></html>"
+)
+
+
+class Application:
+    """``create_app(settings)`` builds one; it is a WSGI callable."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.renderer = Renderer(settings)
+        self.resolver = PathResolver(settings.filesystem_prefix, settings.filesystem_suffix)
+        self.iip = IIPProtocol(settings, self.renderer, self.resolver)
+        self.server_header = settings.server_name
+        self.cors = cors_headers(settings.cors)
+
+    def clear_caches(self) -> None:
+        self.renderer.clear()
+
+    # -- WSGI -------------------------------------------------------------
+
+    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        try:
+            response = self.dispatch(environ, method)
+        except NotModified as nm:
+            response = Response(304, etag=nm.etag, last_modified=nm.last_modified)
+        except IIPyError as exc:
+            response = self.error(exc)
+        except Exception:  # never a traceback to the client, never a dead worker
+            log.exception("internal error for %r", environ.get("QUERY_STRING", ""))
+            response = Response(500, b"internal server error\n", "text/plain", cacheable=False)
+        status, headers = self.finish(response)
+        start_response(status, headers)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s %s -> %s (%.2f ms)",
+                method,
+                environ.get("QUERY_STRING") or environ.get("REQUEST_URI", ""),
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
+        if method == "HEAD" or response.status in (204, 304):
+            return [b""]
+        return [response.body]
+
+    def dispatch(self, environ: dict, method: str) -> Response:
+        if method == "OPTIONS":
+            return Response(204, headers=[("Allow", ALLOW)])
+        if method not in ("GET", "HEAD", "POST"):
+            raise MethodNotAllowed(f"method {method} is not allowed")
+        request = self.request(environ, method)
+        if not request.query:
+            return Response(200, HOME_PAGE.encode(), "text/html; charset=utf-8")
+        return self.iip.handle(request)
+
+    def request(self, environ: dict, method: str) -> Request:
+        uri = environ.get("REQUEST_URI", "")
+        query = self.mapped_query(uri)
+        if query is None:
+            query = environ.get("QUERY_STRING", "")
+            if not query and method == "POST":
+                query = _read_body(environ)
+        return Request(
+            method=method,
+            query=query,
+            uri=uri,
+            host=environ.get("HTTP_HOST", "localhost"),
+            https=bool(environ.get("HTTPS")) and environ.get("HTTPS", "").lower() != "off",
+            accept=environ.get("HTTP_ACCEPT", ""),
+            if_none_match=environ.get("HTTP_IF_NONE_MATCH", ""),
+            if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE", ""),
+            iiif_id=environ.get("HTTP_X_IIIF_ID", ""),
+        )
+
+    def mapped_query(self, uri: str) -> str | None:
+        """URI_MAP: ``/prefix/rest`` → ``<command>=rest`` (query string ignored)."""
+        mapping = self.settings.uri_map
+        if mapping is None:
+            return None
+        prefix, command = mapping
+        path = uri.split("?", 1)[0]
+        if prefix and not (path == "/" + prefix or path.startswith("/" + prefix + "/")):
+            return None
+        rest = path[len(prefix) + 2 :] if prefix else path.lstrip("/")
+        return f"{command}={rest}"
+
+    # -- responses --------------------------------------------------------
+
+    def error(self, exc: IIPyError) -> Response:
+        if exc.status >= 500 or isinstance(exc, CorruptImage):
+            log.error("%s: %s", type(exc).__name__, exc.message)
+        else:
+            log.info("%s: %s", type(exc).__name__, exc.message)
+        body = (exc.message or REASONS.get(exc.status, "error")) + "\n"
+        response = Response(exc.status, body.encode("utf-8"), "text/plain; charset=utf-8")
+        response.cacheable = False
+        if exc.status == 405:
+            response.headers.append(("Allow", ALLOW))
+        return response
+
+    def finish(self, response: Response) -> tuple[str, list[tuple[str, str]]]:
+        headers = [("Server", self.server_header), ("X-Powered-By", "IIPImage")]
+        if response.content_type:
+            headers.append(("Content-Type", response.content_type))
+        if response.last_modified is not None:
+            headers.append(("Last-Modified", http_date(response.last_modified)))
+        if response.etag:
+            headers.append(("ETag", response.etag))
+        ok = response.status < 400
+        cache = self.settings.cache_control if ok and response.cacheable else "no-cache"
+        headers.append(("Cache-Control", cache))
+        headers.extend(response.headers)
+        if response.cors and self.cors:
+            headers.extend(self.cors)
+        if response.status not in (204, 304):
+            headers.append(("Content-Length", str(len(response.body))))
+        status = f"{response.status} {REASONS.get(response.status, 'Unknown')}"
+        return status, headers
+
+
+def _read_body(environ: dict) -> str:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return ""
+    if length <= 0 or length > 65536:
+        return ""
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return ""
+    return stream.read(length).decode("latin-1").strip()
+
+
+def create_app(settings: Settings | None = None) -> Application:
+    return Application(settings or Settings.from_environ())

@@ -1,0 +1,126 @@
+"""Pure HTTP helpers: dates, entity tags, conditional requests, CORS headers,
+and the Response value every protocol returns."""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+from dataclasses import dataclass, field
+
+CORS_ALLOW_METHODS = "GET, POST, OPTIONS"
+CORS_ALLOW_HEADERS = "Accept, Content-Type, X-Requested-With, If-Modified-Since, If-None-Match"
+CORS_MAX_AGE = "86400"
+
+
+@dataclass
+class Response:
+    """A response before the common headers are added.
+
+    ``last_modified`` (seconds since the epoch) and ``etag`` come from the
+    image file; ``cacheable`` False sends ``Cache-Control: no-cache``.
+    """
+
+    status: int
+    body: bytes = b""
+    content_type: str = ""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    last_modified: float | None = None
+    etag: str | None = None
+    cacheable: bool = True
+    cors: bool = True
+
+
+def http_date(timestamp: float) -> str:
+    """RFC 1123 date in GMT, e.g. ``Sat, 21 Nov 2026 04:38:30 GMT``."""
+    return email.utils.formatdate(int(timestamp), usegmt=True)
+
+
+def parse_http_date(value: str) -> float | None:
+    """Seconds since the epoch for an HTTP date, or None if unparsable."""
+    try:
+        parsed = email.utils.parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed is None:
+        return None
+    if parsed.tzinfo is None:
+        import datetime as _dt
+
+        parsed = parsed.replace(tzinfo=_dt.timezone.utc)
+    return parsed.timestamp()
+
+
+def make_etag(*parts: object) -> str:
+    """A weak entity tag from the parts that decide a response's bytes."""
+    digest = hashlib.blake2b(repr(parts).encode("utf-8", "surrogateescape"), digest_size=12)
+    return f'W/"{digest.hexdigest()}"'
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    header = header.strip()
+    if header == "*":
+        return True
+    opaque = etag[2:] if etag.startswith("W/") else etag
+    for candidate in header.split(","):
+        candidate = candidate.strip()
+        if candidate.startswith("W/"):
+            candidate = candidate[2:]
+        if candidate == opaque:
+            return True
+    return False
+
+
+def not_modified(
+    if_none_match: str | None,
+    if_modified_since: str | None,
+    etag: str | None,
+    last_modified: float | None,
+) -> bool:
+    """RFC 9110 §13.2.2: If-None-Match decides when present, else If-Modified-Since.
+
+    A resource is unmodified since a date if its (whole-second) mtime is not
+    later than it.  iipsrv 1.1 compares with an uninitialised ``struct tm``
+    and 1.2+ demands equality; neither is what caches expect.
+    """
+    if if_none_match:
+        return etag is not None and _etag_matches(if_none_match, etag)
+    if if_modified_since and last_modified is not None:
+        since = parse_http_date(if_modified_since)
+        return since is not None and int(last_modified) <= since
+    return False
+
+
+def cors_headers(origin: str) -> list[tuple[str, str]]:
+    """Headers for every response when CORS is configured (value used as is)."""
+    if not origin:
+        return []
+    return [
+        ("Access-Control-Allow-Origin", origin),
+        ("Access-Control-Allow-Methods", CORS_ALLOW_METHODS),
+        ("Access-Control-Allow-Headers", CORS_ALLOW_HEADERS),
+        ("Access-Control-Max-Age", CORS_MAX_AGE),
+    ]
+
+
+@dataclass(frozen=True)
+class Request:
+    """The parts of a web request that protocols read (built once by the app)."""
+
+    method: str = "GET"
+    query: str = ""  # the IIP request string (query string, POST body or URI_MAP result)
+    uri: str = ""  # REQUEST_URI as sent
+    host: str = "localhost"
+    https: bool = False
+    accept: str = ""
+    if_none_match: str = ""
+    if_modified_since: str = ""
+    iiif_id: str = ""  # X-IIIF-ID header
+
+
+class NotModified(Exception):
+    """Control flow, not an error: the client's copy is current (304)."""
+
+    def __init__(self, etag: str | None, last_modified: float | None) -> None:
+        super().__init__("not modified")
+        self.etag = etag
+        self.last_modified = last_modified

@@ -1,0 +1,70 @@
+"""From a path in a request to a real file under FILESYSTEM_PREFIX.
+
+iipsrv decodes the FIF argument once, removes every ``../`` and concatenates
+FILESYSTEM_PREFIX + path + FILESYSTEM_SUFFIX.  We do the same, and then also
+resolve the result with ``realpath`` and refuse anything that lands outside
+the prefix, so a symbolic link that points out of the image tree cannot be
+followed either.  Error messages never contain filesystem paths.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from .errors import NotFound
+
+_PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
+
+
+def url_decode(value: str) -> str:
+    """iipsrv's decoder: ``%XX`` → byte, ``+`` → space, ``%00`` dropped.
+
+    A ``%`` not followed by two hex digits passes through unchanged.  Bytes
+    are decoded as UTF-8 (invalid sequences are kept via surrogateescape so
+    that file names in other encodings still reach the filesystem).
+    """
+    raw = value.encode("utf-8", "surrogateescape").replace(b"+", b" ")
+
+    def byte(match: re.Match[bytes]) -> bytes:
+        code = int(match.group(1), 16)
+        return b"" if code == 0 else bytes([code])
+
+    return _PERCENT.sub(byte, raw).decode("utf-8", "surrogateescape")
+
+
+def strip_parent_refs(path: str) -> str:
+    """Remove every ``../`` until none is left (so ``....//`` vanishes too)."""
+    while "../" in path:
+        path = path.replace("../", "")
+    return path
+
+
+class PathResolver:
+    """Maps request paths to files, confined to the prefix."""
+
+    def __init__(self, prefix: str, suffix: str = "") -> None:
+        self.prefix = prefix
+        self.suffix = suffix
+        if prefix:
+            base = prefix if prefix.endswith("/") else os.path.dirname(prefix) or "."
+            self.root: str | None = os.path.realpath(base)
+        else:
+            self.root = None
+
+    def candidate(self, requested: str) -> str:
+        """The filesystem path iipsrv would open for a decoded request path."""
+        if "\0" in requested:
+            raise NotFound("image not found")
+        return self.prefix + strip_parent_refs(requested) + self.suffix
+
+    def resolve(self, requested: str) -> str:
+        """Real path of the image, or NotFound.  ``requested`` is already decoded."""
+        if not requested:
+            raise NotFound("no image given")
+        path = os.path.realpath(self.candidate(requested))
+        if self.root is not None and not (
+            path == self.root or path.startswith(self.root.rstrip("/") + "/")
+        ):
+            raise NotFound("image not found")
+        return path

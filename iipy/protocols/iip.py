@@ -1,0 +1,303 @@
+"""The IIP protocol: ``FIF=…&WID=…&JTL=r,t`` request strings.
+
+Commands run strictly left to right on a per-request state, as in iipsrv
+(iip-protocol.md §1-5): setters change the state, output commands produce
+the response.  The command table maps lower-cased names to small handlers;
+an unknown name queues error ``2 2 <name>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from ..errors import BadRequest, IIPError
+from ..geometry import cvt_output_size
+from ..http import NotModified, Request, Response, make_etag, not_modified
+from ..models import OutputFormat, Processing, View
+from ..paths import PathResolver, url_decode
+from ..render import ImageRecord, Renderer
+from ..settings import Settings
+from . import iipobj
+
+log = logging.getLogger(__name__)
+
+IIP_TYPE = "application/vnd.netfpx"
+ERROR_DISPOSITION = 'inline;filename="IIPisAMadGameClosedToOurUnderstanding.netfpx"'
+_LEADING_INT = re.compile(r"\s*([+-]?\d+)")
+_LEADING_FLOAT = re.compile(r"\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)")
+
+TILE_FORMATS = {"jtl": OutputFormat.JPEG, "ptl": OutputFormat.PNG, "wtl": OutputFormat.WEBP}
+CVT_FORMATS = {
+    "jpeg": OutputFormat.JPEG,
+    "jpg": OutputFormat.JPEG,
+    "png": OutputFormat.PNG,
+    "webp": OutputFormat.WEBP,
+    "tif": OutputFormat.TIFF,
+    "tiff": OutputFormat.TIFF,
+}
+#: accepted, no effect on the images iipy serves so far (single TIFF images)
+NO_OP = {"icc", "lyr"}
+
+
+def c_int(text: str, what: str) -> int:
+    """C ``atoi`` (trailing garbage ignored), but no digits at all is a 400."""
+    match = _LEADING_INT.match(text)
+    if not match:
+        raise BadRequest(f"{what}: '{text}' is not a number")
+    return int(match.group(1))
+
+
+def c_float(text: str, what: str) -> float:
+    match = _LEADING_FLOAT.match(text)
+    if not match:
+        raise BadRequest(f"{what}: '{text}' is not a number")
+    return float(match.group(1))
+
+
+@dataclass
+class _State:
+    request: Request
+    image: ImageRecord | None = None
+    fif: str = ""
+    etag: str | None = None
+    region: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
+    wid: int = 0
+    hei: int = 0
+    quality: int | None = None
+    processing: Processing = field(default_factory=Processing)
+    protocol_line: str | None = None
+    lines: list[str] = field(default_factory=list)
+    content_type: str = IIP_TYPE
+    errors: list[IIPError] = field(default_factory=list)
+    output: Response | None = None
+
+
+class IIPProtocol:
+    def __init__(self, settings: Settings, renderer: Renderer, resolver: PathResolver) -> None:
+        self.settings = settings
+        self.renderer = renderer
+        self.resolver = resolver
+        self.fingerprint = hash(settings)
+        self.commands: dict[str, Callable[[_State, str, str], None]] = {
+            "fif": self._fif,
+            "obj": self._obj,
+            "jtl": self._tile,
+            "ptl": self._tile,
+            "wtl": self._tile,
+            "cvt": self._cvt,
+            "wid": self._wid,
+            "hei": self._hei,
+            "rgn": self._rgn,
+            "qlt": self._qlt,
+            "cnt": self._cnt,
+            "gam": self._gam,
+            "inv": self._inv,
+            "sds": self._sds,
+        }
+
+    # -- entry point ------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        state = _State(request)
+        for name, argument, sent_name in tokenize(request.query):
+            handler = self.commands.get(name)
+            if handler is None:
+                if name in NO_OP:
+                    continue
+                log.info("unsupported IIP command %s", sent_name)
+                state.errors.append(IIPError(2, 2, sent_name))
+                continue
+            try:
+                handler(state, argument, sent_name)
+            except IIPError as exc:
+                state.errors.append(exc)
+            if state.output is not None:
+                if state.errors:
+                    log.info("IIP errors ignored after output: %s", state.errors)
+                return state.output
+        if state.errors:
+            return self.error_response(state.errors)
+        if state.protocol_line is None and not state.lines:
+            return self.error_response([IIPError(2, 1, request.query)])
+        body = (state.protocol_line or "") + "\r\n" + "".join(line + "\r\n" for line in state.lines)
+        return Response(
+            200,
+            body.encode("utf-8"),
+            state.content_type,
+            last_modified=state.image.mtime if state.image else None,
+            etag=state.etag,
+        )
+
+    def error_response(self, errors: list[IIPError]) -> Response:
+        return Response(
+            400,
+            b"".join(self.error_line(e) for e in errors),
+            IIP_TYPE,
+            headers=[("Content-Disposition", ERROR_DISPOSITION)],
+            cacheable=False,
+        )
+
+    def error_line(self, error: IIPError) -> bytes:
+        text = f"{error.error_class} {error.number} {error.argument}".encode(
+            "utf-8", "surrogateescape"
+        )
+        line = b"Error/%d:" % len(text) + text
+        if self.settings.error_truncate:
+            line = line[:31]
+        return line + b"\r\n"
+
+    # -- image selection --------------------------------------------------
+
+    def _fif(self, state: _State, argument: str, sent: str) -> None:
+        requested = url_decode(argument)
+        path = self.resolver.resolve(requested)
+        record = self.renderer.open(path)
+        state.image = record
+        state.fif = requested
+        state.etag = make_etag(record.stamp, state.request.query, self.fingerprint)
+        request = state.request
+        if not_modified(
+            request.if_none_match, request.if_modified_since, state.etag, record.mtime
+        ):
+            raise NotModified(state.etag, record.mtime)
+
+    def _need_image(self, state: _State, argument: str = "") -> ImageRecord:
+        if state.image is None:
+            raise IIPError(1, 3, argument)
+        return state.image
+
+    # -- metadata ---------------------------------------------------------
+
+    def _obj(self, state: _State, argument: str, sent: str) -> None:
+        name = argument.lower()
+        if name.startswith("iip,"):
+            state.protocol_line = "IIP:1.0"
+            return
+        handler = iipobj.lookup(name)
+        if handler is None:
+            raise IIPError(3, 2, name)
+        if name in iipobj.IMAGELESS:
+            state.lines.extend(handler(None, False))  # type: ignore[arg-type]
+            return
+        record = self._need_image(state, name)
+        state.lines.extend(handler(record.info, state.processing.rotation in (90, 270)))
+        if name == "metadata":
+            state.content_type = "application/json"
+
+    # -- setters ----------------------------------------------------------
+
+    def _wid(self, state: _State, argument: str, sent: str) -> None:
+        state.wid = self._size(argument, "WID")
+
+    def _hei(self, state: _State, argument: str, sent: str) -> None:
+        state.hei = self._size(argument, "HEI")
+
+    @staticmethod
+    def _size(argument: str, what: str) -> int:
+        value = c_int(argument, what)
+        if value < 0:
+            raise BadRequest(f"{what} must not be negative")
+        return value
+
+    def _rgn(self, state: _State, argument: str, sent: str) -> None:
+        parts = argument.split(",")
+        if len(parts) != 4:
+            raise BadRequest("RGN needs four numbers: x,y,w,h as fractions of the image")
+        x, y, w, h = (min(1.0, max(0.0, c_float(p, "RGN"))) for p in parts)
+        w, h = min(w, 1.0 - x), min(h, 1.0 - y)
+        if w <= 0 or h <= 0:
+            raise BadRequest("RGN selects no part of the image")
+        state.region = (x, y, w, h)
+
+    def _qlt(self, state: _State, argument: str, sent: str) -> None:
+        state.quality = c_int(argument, "QLT")
+
+    def _cnt(self, state: _State, argument: str, sent: str) -> None:
+        value = c_float(argument, "CNT")
+        state.processing = replace(state.processing, contrast=value)
+
+    def _gam(self, state: _State, argument: str, sent: str) -> None:
+        value = c_float(argument, "GAM")
+        state.processing = replace(state.processing, gamma=value)
+
+    def _inv(self, state: _State, argument: str, sent: str) -> None:
+        state.processing = replace(state.processing, invert=True)
+
+    def _sds(self, state: _State, argument: str, sent: str) -> None:
+        """Sequence angles: a single image has only the default view (0, 90)."""
+        for part in argument.split(",")[:2]:
+            c_int(part, "SDS")
+
+    # -- outputs ----------------------------------------------------------
+
+    def _tile(self, state: _State, argument: str, sent: str) -> None:
+        record = self._need_image(state)
+        head, sep, tail = argument.partition(",")
+        if not sep:
+            raise BadRequest(f"{sent} needs a resolution and a tile index: r,t")
+        resolution, tile = c_int(head, sent), c_int(tail, sent)
+        if resolution < 0 or tile < 0:
+            raise BadRequest(f"{sent}: resolution and tile must not be negative")
+        fmt = TILE_FORMATS[sent.lower()]
+        view = View(
+            record.path,
+            "tile",
+            fmt,
+            state.quality,
+            resolution,
+            tile,
+            state.processing,
+        )
+        state.output = Response(
+            200,
+            self.renderer.tile(view),
+            fmt.mime,
+            last_modified=record.mtime,
+            etag=state.etag,
+        )
+
+    def _cvt(self, state: _State, argument: str, sent: str) -> None:
+        record = self._need_image(state)
+        fmt = CVT_FORMATS.get(argument.lower())
+        if fmt is None:
+            raise BadRequest(f"CVT: unsupported format '{argument}' (jpeg, png, webp, tiff)")
+        s = self.settings
+        width, height = cvt_output_size(
+            record.info, state.region, state.wid, state.hei, s.max_cvt, s.allow_upscaling
+        )
+        view = View(record.path, "region", fmt, state.quality, processing=state.processing)
+        body = self.renderer.region(view, state.region, width, height)
+        stem = os.path.basename(state.fif).rsplit(".", 1)[0] or "image"
+        stem = stem.replace('"', "").replace("\\", "")
+        state.output = Response(
+            200,
+            body,
+            fmt.mime,
+            headers=[("Content-Disposition", f'inline;filename="{stem}.{fmt.extension}"')],
+            last_modified=record.mtime,
+            etag=state.etag,
+        )
+
+
+def tokenize(query: str) -> list[tuple[str, str, str]]:
+    """Split a request string as iipsrv does: ``&``-separated, first ``=``.
+
+    Empty tokens are skipped; a token without ``=`` is its own argument
+    (``OBJ`` alone runs OBJ with argument ``OBJ``); a pair with an empty name
+    or argument is dropped.  Returns (lower-cased name, argument, name as sent).
+    """
+    out = []
+    for token in query.split("&"):
+        if not token:
+            continue
+        name, sep, argument = token.partition("=")
+        if not sep:
+            argument = token
+        if not name or not argument:
+            continue
+        out.append((name.lower(), argument, name))
+    return out

@@ -1,0 +1,236 @@
+"""Process model: FastCGI (flup) or plain HTTP on a listening socket,
+served by N single-threaded worker processes.
+
+* Spawned by a web server (lighttpd ``bin-path``, Apache mod_fcgid,
+  spawn-fcgi), the listening socket is file descriptor 0 and the spawner
+  manages how many processes run: we serve in this process.
+* With ``--bind``/``--http`` we open the socket ourselves and fork N workers
+  that all accept on it (a preforked pool: no threads, no hand-off).
+
+Signals: SIGTERM/SIGINT finish the request in hand and exit 0; SIGHUP empties
+the caches.  A worker that dies unexpectedly is replaced.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .app import Application
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.5  # how often an idle worker notices a shutdown request
+
+
+def socket_from_fd0() -> socket.socket | None:
+    """The listening socket a FastCGI spawner passes as fd 0, or None."""
+    try:
+        sock = socket.socket(fileno=os.dup(0))
+    except OSError:
+        return None
+    try:
+        listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    except OSError:
+        listening = 0
+    if not listening:
+        sock.close()
+        return None
+    return sock
+
+
+def parse_address(spec: str) -> tuple[int, Any]:
+    """``HOST:PORT``, ``:PORT``, ``[v6]:PORT`` or a UNIX socket path."""
+    if "/" in spec and not spec.startswith("["):
+        return socket.AF_UNIX, spec
+    host, sep, port = spec.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"--bind/--http: '{spec}' is not HOST:PORT or a socket path")
+    host = host.strip("[]") or "0.0.0.0"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return family, (host, int(port))
+
+
+def bind_socket(spec: str, backlog: int) -> socket.socket:
+    family, address = parse_address(spec)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    if family == socket.AF_UNIX:
+        try:
+            os.unlink(address)
+        except FileNotFoundError:
+            pass
+    else:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(address)
+    sock.listen(backlog)
+    return sock
+
+
+# -- one worker ---------------------------------------------------------------
+
+
+class _Worker:
+    """Signal state of one worker process."""
+
+    def __init__(self, app: Application) -> None:
+        self.app = app
+        self.running = True
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        signal.signal(signal.SIGHUP, self._hup)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
+    def _stop(self, signum: int, frame: object) -> None:
+        self.running = False
+
+    def _hup(self, signum: int, frame: object) -> None:
+        log.info("SIGHUP: caches cleared")
+        self.app.clear_caches()
+
+
+def serve_fastcgi(app: Application, sock: socket.socket) -> None:
+    """Serve FastCGI on ``sock`` in this process until SIGTERM/SIGINT."""
+    from flup.server.fcgi_single import WSGIServer
+    from flup.server.singleserver import SingleServer
+
+    worker = _Worker(app)
+
+    class Server(WSGIServer):  # type: ignore[misc]
+        def _setupSocket(self) -> socket.socket:
+            return sock
+
+        def _installSignalHandlers(self) -> None:
+            self._oldSIGs = []
+            worker.install()
+
+        def _restoreSignalHandlers(self) -> None:
+            pass
+
+        def _mainloopPeriodic(self) -> None:
+            if not worker.running:
+                self._keepGoing = False
+
+        def error(self, req: Any) -> None:  # flup's last resort: no traceback page
+            req.stdout.write(
+                b"Status: 500 Internal Server Error\r\nContent-Type: text/plain\r\n\r\n"
+                b"internal server error\n"
+            )
+
+    sock.setblocking(False)  # an idle worker must not sit in accept() at shutdown
+    server = Server(app, bindAddress=None)
+    # flup's loop: select(timeout) → accept → one connection at a time; it
+    # returns once _mainloopPeriodic has seen the stop flag
+    SingleServer.run(server, sock, timeout=POLL_SECONDS)
+
+
+def serve_http(app: Application, sock: socket.socket) -> None:
+    """Serve plain HTTP/1.0 on ``sock`` in this process (standalone mode)."""
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+
+    worker = _Worker(app)
+    worker.install()
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            log.debug("%s - %s", self.address_string(), format % args)
+
+    def with_request_uri(environ: dict, start_response: Callable) -> Any:
+        if "REQUEST_URI" not in environ:
+            query = environ.get("QUERY_STRING", "")
+            path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+            environ["REQUEST_URI"] = path + ("?" + query if query else "")
+        return app(environ, start_response)
+
+    server = WSGIServer(sock.getsockname(), Quiet, bind_and_activate=False)
+    server.socket.close()
+    server.socket = sock
+    host, port = sock.getsockname()[:2]
+    server.server_name, server.server_port = str(host), port
+    server.setup_environ()
+    server.set_app(with_request_uri)
+    server.timeout = POLL_SECONDS
+    sock.setblocking(False)
+    while worker.running:
+        try:
+            server.handle_request()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EINTR):
+                raise
+
+
+# -- the pool -------------------------------------------------------------------
+
+
+def run_pool(serve: Callable[[], None], processes: int) -> int:
+    """Fork ``processes`` workers running ``serve``; supervise until told to stop."""
+    if processes <= 1:
+        serve()
+        return 0
+    children: dict[int, float] = {}
+    stopping = False
+
+    def spawn() -> None:
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                serve()
+            except Exception:
+                log.exception("worker failed")
+                code = 1
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        children[pid] = time.monotonic()
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            _kill(pid, signal.SIGTERM)
+
+    def hup(signum: int, frame: object) -> None:
+        for pid in list(children):
+            _kill(pid, signal.SIGHUP)
+
+    for _ in range(processes):
+        spawn()
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, hup)
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        started = children.pop(pid, None)
+        if started is None or stopping:
+            continue
+        log.error("worker %d exited (status %d); starting another", pid, status)
+        if time.monotonic() - started < 1.0:
+            time.sleep(1.0)  # do not spin if workers die at start
+        spawn()
+    return 0
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def fail(message: str) -> int:
+    sys.stderr.write(f"iipy: {message}\n")
+    return 1

@@ -1,0 +1,75 @@
+"""Pixel operations in numpy, in iipsrv's order (iip-protocol.md §4.4-4.6).
+
+Input is a decoder's array (height, width, bands) in the source sample type;
+output is uint8, ready for an encoder.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .models import ImageInfo, OutputFormat, Processing
+
+
+def needs_float_pipeline(info: ImageInfo, processing: Processing) -> bool:
+    """Whether samples must be normalised to [0, 1] floats first."""
+    return (
+        info.bits > 8
+        or info.sample_format.value == "float"
+        or processing.contrast != 1.0
+        or processing.gamma != 1.0
+        or processing.invert
+    )
+
+
+def to_8bit(pixels: np.ndarray, info: ImageInfo, processing: Processing) -> np.ndarray:
+    """Normalise with the image's per-band min/max, apply GAM, INV and CNT,
+    and scale to 8 bits: ``out = trunc(clamp(v · 255 · CNT, 0, 255))``.
+
+    This is iipsrv 1.1's path for every >8-bit or float image; non-finite
+    samples become 0.  Plain 8-bit data with no processing passes through.
+    """
+    if not needs_float_pipeline(info, processing):
+        return pixels if pixels.dtype == np.uint8 else pixels.astype(np.uint8)
+    bands = pixels.shape[2]
+    mins = np.asarray(_fit(info.min_values, bands, 0.0), dtype=np.float32)
+    maxs = np.asarray(_fit(info.max_values, bands, 255.0), dtype=np.float32)
+    span = np.where(maxs > mins, maxs - mins, 1.0).astype(np.float32)
+    values = (pixels.astype(np.float32) - mins) / span
+    if processing.gamma != 1.0:
+        np.maximum(values, 0.0, out=values)
+        np.power(values, np.float32(processing.gamma), out=values)
+    if processing.invert:
+        values = 1.0 - values
+    values *= np.float32(255.0 * processing.contrast)
+    values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    np.clip(values, 0.0, 255.0, out=values)
+    return values.astype(np.uint8)
+
+
+def _fit(values: tuple[float, ...], bands: int, default: float) -> list[float]:
+    out = list(values[:bands])
+    while len(out) < bands:
+        out.append(out[-1] if out else default)
+    return out
+
+
+def flatten_for(pixels: np.ndarray, fmt: OutputFormat) -> np.ndarray:
+    """Drop bands the output format cannot carry.
+
+    JPEG takes 1 or 3 bands (grey+alpha → grey, RGBA or more → RGB); PNG,
+    WebP and TIFF keep 1-4 bands (more than 4 → the first 3).
+    """
+    bands = pixels.shape[2]
+    if fmt is OutputFormat.JPEG:
+        if bands == 2:
+            return pixels[:, :, :1]
+        if bands > 3:
+            return pixels[:, :, :3]
+    elif bands > 4:
+        return pixels[:, :, :3]
+    if fmt is OutputFormat.WEBP and bands == 2:
+        # WebP has no grey+alpha mode
+        grey = pixels[:, :, :1]
+        return np.concatenate([grey, grey, grey, pixels[:, :, 1:2]], axis=2)
+    return pixels
