@@ -98,7 +98,11 @@ class _Worker:
 
 
 def serve_fastcgi(app: Application, sock: socket.socket) -> None:
-    """Serve FastCGI on ``sock`` in this process until SIGTERM/SIGINT."""
+    """Serve FastCGI on ``sock`` in this process until SIGTERM/SIGINT.
+
+    FCGI_WEB_SERVER_ADDRS (the FastCGI convention), when set, limits which
+    peers may connect over TCP.
+    """
     from flup.server.fcgi_single import WSGIServer
     from flup.server.singleserver import SingleServer
 
@@ -115,6 +119,17 @@ def serve_fastcgi(app: Application, sock: socket.socket) -> None:
         def _restoreSignalHandlers(self) -> None:
             pass
 
+        def _sanitizeEnv(self, environ: dict) -> None:
+            # flup warns on stderr for each missing CGI variable; a FastCGI
+            # request string needs none of them, so fill in quietly
+            environ.setdefault("SCRIPT_NAME", "")
+            environ.setdefault("PATH_INFO", "")
+            environ.setdefault("QUERY_STRING", "")
+            environ.setdefault("REQUEST_METHOD", "GET")
+            environ.setdefault("SERVER_NAME", "localhost")
+            environ.setdefault("SERVER_PORT", "80")
+            environ.setdefault("SERVER_PROTOCOL", "HTTP/1.0")
+
         def _mainloopPeriodic(self) -> None:
             if not worker.running:
                 self._keepGoing = False
@@ -127,6 +142,8 @@ def serve_fastcgi(app: Application, sock: socket.socket) -> None:
 
     sock.setblocking(False)  # an idle worker must not sit in accept() at shutdown
     server = Server(app, bindAddress=None)
+    allowed = app.settings.fcgi_web_server_addrs
+    server._web_server_addrs = [a.strip() for a in allowed.split(",")] if allowed else None
     # flup's loop: select(timeout) → accept → one connection at a time; it
     # returns once _mainloopPeriodic has seen the stop flag
     SingleServer.run(server, sock, timeout=POLL_SECONDS)

@@ -104,6 +104,7 @@ class Settings:
     iiif_extensions: bool = False
     copyright: str = ""
     # iipy's own
+    fcgi_web_server_addrs: str = ""
     error_truncate: bool = True  # 1.1 cuts IIP error lines after 31 characters
     server_name: str = f"iipsrv/{VERSION}"
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -165,6 +166,7 @@ class Settings:
             iiif_extra_info=_str(env, "IIIF_EXTRA_INFO"),
             iiif_extensions=_int(env, "IIIF_EXTENSIONS", 0) != 0,
             copyright=_str(env, "COPYRIGHT"),
+            fcgi_web_server_addrs=_str(env, "FCGI_WEB_SERVER_ADDRS"),
             error_truncate=_int(env, "IIPY_ERROR_TRUNCATE", 1) != 0,
             server_name=_str(env, "IIPY_SERVER_HEADER", f"iipsrv/{VERSION}")
             or f"iipsrv/{VERSION}",

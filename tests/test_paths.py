@@ -1,0 +1,95 @@
+import os
+
+import pytest
+
+from iipy.errors import NotFound
+from iipy.paths import PathResolver, strip_parent_refs, url_decode
+
+
+@pytest.mark.parametrize(
+    ("raw", "decoded"),
+    [
+        ("a%20b", "a b"),
+        ("a+b", "a b"),
+        ("%2Fimages%2Fx.tif", "/images/x.tif"),
+        ("%2fimages", "/images"),
+        ("100%", "100%"),
+        ("%zz", "%zz"),
+        ("a%00b", "ab"),
+        ("caf%C3%A9.tif", "café.tif"),
+    ],
+)
+def test_url_decode_matches_iipsrv(raw, decoded):
+    assert url_decode(raw) == decoded
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("../etc/passwd", "etc/passwd"),
+        ("a/../../b", "a/b"),
+        ("....//x", "x"),
+        ("..", ".."),
+        ("..\\x", "..\\x"),
+    ],
+)
+def test_parent_references_are_removed_repeatedly(raw, clean):
+    assert strip_parent_refs(raw) == clean
+
+
+@pytest.fixture()
+def tree(tmp_path):
+    root = tmp_path / "images"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "a.tif").write_bytes(b"x")
+    outside = tmp_path / "secret.tif"
+    outside.write_bytes(b"x")
+    os.symlink(outside, root / "link.tif")
+    os.symlink(root / "sub", root / "alias")
+    return root, outside
+
+
+def test_path_inside_prefix_resolves(tree):
+    root, _ = tree
+    resolver = PathResolver(str(root) + "/")
+    assert resolver.resolve("/sub/a.tif") == str(root / "sub" / "a.tif")
+    assert resolver.resolve("sub/a.tif") == str(root / "sub" / "a.tif")
+
+
+def test_symlink_inside_prefix_is_followed(tree):
+    root, _ = tree
+    resolver = PathResolver(str(root) + "/")
+    assert resolver.resolve("/alias/a.tif") == str(root / "sub" / "a.tif")
+
+
+@pytest.mark.parametrize("requested", ["../secret.tif", "/../secret.tif", "....//secret.tif"])
+def test_parent_references_stay_inside_the_prefix(tree, requested):
+    root, outside = tree
+    resolved = PathResolver(str(root) + "/").resolve(requested)
+    assert resolved == str(root / "secret.tif")
+    assert resolved != str(outside)
+
+
+@pytest.mark.parametrize("requested", ["link.tif", "/link.tif", "sub/../link.tif"])
+def test_symlink_pointing_out_of_the_prefix_is_refused(tree, requested):
+    root, _ = tree
+    with pytest.raises(NotFound) as info:
+        PathResolver(str(root) + "/").resolve(requested)
+    assert str(root) not in info.value.message
+
+
+def test_prefix_without_slash_is_concatenated(tree):
+    root, _ = tree
+    resolver = PathResolver(str(root / "sub" / "a"))
+    assert resolver.resolve(".tif") == str(root / "sub" / "a.tif")
+
+
+def test_nul_byte_is_refused(tree):
+    root, _ = tree
+    with pytest.raises(NotFound):
+        PathResolver(str(root) + "/").resolve("sub/a.tif\0.jpg")
+
+
+def test_without_prefix_any_path_resolves(tree):
+    root, outside = tree
+    assert PathResolver("").resolve(str(outside)) == str(outside)
