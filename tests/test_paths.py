@@ -70,7 +70,7 @@ def test_parent_references_stay_inside_the_prefix(tree, requested):
     assert resolved != str(outside)
 
 
-@pytest.mark.parametrize("requested", ["link.tif", "/link.tif", "sub/../link.tif"])
+@pytest.mark.parametrize("requested", ["link.tif", "/link.tif", "//link.tif"])
 def test_symlink_pointing_out_of_the_prefix_is_refused(tree, requested):
     root, _ = tree
     with pytest.raises(NotFound) as info:
