@@ -103,50 +103,13 @@ def serve_fastcgi(app: Application, sock: socket.socket) -> None:
     FCGI_WEB_SERVER_ADDRS (the FastCGI convention), when set, limits which
     peers may connect over TCP.
     """
-    from flup.server.fcgi_single import WSGIServer
-    from flup.server.singleserver import SingleServer
+    from . import fastcgi
 
     worker = _Worker(app)
-
-    class Server(WSGIServer):  # type: ignore[misc]
-        def _setupSocket(self) -> socket.socket:
-            return sock
-
-        def _installSignalHandlers(self) -> None:
-            self._oldSIGs = []
-            worker.install()
-
-        def _restoreSignalHandlers(self) -> None:
-            pass
-
-        def _sanitizeEnv(self, environ: dict) -> None:
-            # flup warns on stderr for each missing CGI variable; a FastCGI
-            # request string needs none of them, so fill in quietly
-            environ.setdefault("SCRIPT_NAME", "")
-            environ.setdefault("PATH_INFO", "")
-            environ.setdefault("QUERY_STRING", "")
-            environ.setdefault("REQUEST_METHOD", "GET")
-            environ.setdefault("SERVER_NAME", "localhost")
-            environ.setdefault("SERVER_PORT", "80")
-            environ.setdefault("SERVER_PROTOCOL", "HTTP/1.0")
-
-        def _mainloopPeriodic(self) -> None:
-            if not worker.running:
-                self._keepGoing = False
-
-        def error(self, req: Any) -> None:  # flup's last resort: no traceback page
-            req.stdout.write(
-                b"Status: 500 Internal Server Error\r\nContent-Type: text/plain\r\n\r\n"
-                b"internal server error\n"
-            )
-
-    sock.setblocking(False)  # an idle worker must not sit in accept() at shutdown
-    server = Server(app, bindAddress=None)
+    worker.install()
     allowed = app.settings.fcgi_web_server_addrs
-    server._web_server_addrs = [a.strip() for a in allowed.split(",")] if allowed else None
-    # flup's loop: select(timeout) → accept → one connection at a time; it
-    # returns once _mainloopPeriodic has seen the stop flag
-    SingleServer.run(server, sock, timeout=POLL_SECONDS)
+    peers = [a.strip() for a in allowed.split(",")] if allowed else None
+    fastcgi.serve(app, sock, lambda: worker.running, POLL_SECONDS, peers)
 
 
 def serve_http(app: Application, sock: socket.socket) -> None:
