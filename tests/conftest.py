@@ -1,0 +1,34 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import pytest
+
+# tests/ is on sys.path (pytest's default "prepend" import mode, no __init__.py)
+from images import ImageSet, make_standard_set
+
+# ---------------------------------------------------------------------------
+# Test images (generated at test time by tests/images.py)
+# ---------------------------------------------------------------------------
+#
+# ``images`` maps names to paths (also as attributes: ``images.rgb``); see
+# images.make_standard_set for the list and images.py for the pixel pattern.
+# ``image_dir`` is the directory they are written to; tests may add their own
+# files there with images.make_tiff() (use names that do not clash).
+
+
+@pytest.fixture(scope="session")
+def image_dir(tmp_path_factory):
+    """A session-wide temporary directory holding the standard test images."""
+    return tmp_path_factory.mktemp("images")
+
+
+@pytest.fixture(scope="session")
+def images(image_dir) -> ImageSet:
+    """Paths of the standard test images, keyed by name (see make_standard_set)."""
+    return make_standard_set(image_dir)
+
+
+# ---------------------------------------------------------------------------
+# end of test images
+# ---------------------------------------------------------------------------
