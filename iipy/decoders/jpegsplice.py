@@ -6,10 +6,10 @@ EOI), and each tile as an abbreviated image stream (SOI, SOF, SOS, data, EOI).
 Joining the two gives a complete interchange-format JPEG.
 
 When the TIFF's photometric interpretation is RGB the JPEG components are R, G
-and B, not Y, Cb and Cr; a decoder that is not told so converts them as if
-they were YCbCr and the colours come out wrong.  An Adobe APP14 marker with
-transform 0 says "no colour transform", which every libjpeg-family decoder
-honours.
+and B, not Y, Cb and Cr.  libjpeg-turbo guesses that from the component IDs
+libjpeg writes ('R', 'G', 'B'), but the JPEG standard gives no such rule and
+other decoders assume YCbCr for three components without a marker.  An Adobe
+APP14 marker with transform 0 states "no colour transform" explicitly.
 """
 
 from __future__ import annotations

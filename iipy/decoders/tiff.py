@@ -241,10 +241,12 @@ class TiffDecoder(Decoder):
             import pyvips
 
             try:
-                if source.subifd >= 0:
-                    image = pyvips.Image.tiffload(self.path, subifd=source.subifd, access="random")
-                else:
-                    image = pyvips.Image.tiffload(self.path, page=source.page, access="random")
+                # revalidate: libvips caches loads by file name, and a file
+                # replaced in place must not be answered from that cache
+                where = {"subifd": source.subifd} if source.subifd >= 0 else {"page": source.page}
+                image = pyvips.Image.tiffload(
+                    self.path, access="random", revalidate=True, **where
+                )
                 if image.get_typeof("interpretation") and image.interpretation == "labq":
                     image = image.LabQ2Lab()
                 source.image = image
