@@ -25,11 +25,12 @@ from .decoders import Decoder, decoder_for
 from .encoders import encode
 from .errors import IIPyError, NotFound
 from .geometry import choose_level, region_box
-from .models import ImageInfo, OutputFormat, View
+from .models import ImageInfo, OutputFormat, Processing, View
 from .settings import Settings
-from .transforms import flatten_for, to_8bit
+from .transforms import flatten_for, histogram, orient, otsu_threshold, to_8bit, to_binary, to_grey
 
 log = logging.getLogger(__name__)
+_NO_PROCESSING = Processing()
 
 
 @dataclass(frozen=True)
@@ -43,12 +44,13 @@ class ImageRecord:
 
 
 class _Entry:
-    __slots__ = ("record", "decoder", "icc_app2")
+    __slots__ = ("record", "decoder", "icc_app2", "histogram")
 
     def __init__(self, record: ImageRecord, decoder: Decoder, icc_app2: bytes) -> None:
         self.record = record
         self.decoder = decoder
         self.icc_app2 = icc_app2
+        self.histogram: np.ndarray | None = None
 
 
 class Renderer:
@@ -137,8 +139,8 @@ class Renderer:
         cached = self._tiles.get(key)
         if cached is not None:
             return cached
-        pixels = entry.decoder.read_tile(native, column, row)
-        data = self._finish(info, native, pixels, view)
+        pixels = self._pixels(entry, entry.decoder.read_tile(native, column, row), view)
+        data = self._encode(info, native, pixels, view)
         self._tiles.put(key, data)
         return data
 
@@ -156,17 +158,39 @@ class Renderer:
         info = entry.record.info
         native = choose_level(info, region, width, height)
         box = region_box(info, native, region)
-        pixels = entry.decoder.read_region(native, *box)
-        pixels = flatten_for(to_8bit(pixels, info, view.processing), view.format)
+        pixels = to_8bit(entry.decoder.read_region(native, *box), info, view.processing)
+        pixels = flatten_for(pixels, view.format)
         if (pixels.shape[1], pixels.shape[0]) != (width, height):
             pixels = _resize(pixels, width, height, self.settings.interpolation)
+        pixels = self._after_resize(entry, pixels, view)
         return self._encode(info, native, pixels, view, scale=width / max(1, box[2]))
 
     # -- shared -----------------------------------------------------------
 
-    def _finish(self, info: ImageInfo, native: int, pixels: np.ndarray, view: View) -> bytes:
-        pixels = flatten_for(to_8bit(pixels, info, view.processing), view.format)
-        return self._encode(info, native, pixels, view)
+    def _pixels(self, entry: _Entry, pixels: np.ndarray, view: View) -> np.ndarray:
+        """Decoded tile → output pixels, in iipsrv's order (§4.4)."""
+        pixels = flatten_for(to_8bit(pixels, entry.record.info, view.processing), view.format)
+        return self._after_resize(entry, pixels, view)
+
+    def _after_resize(self, entry: _Entry, pixels: np.ndarray, view: View) -> np.ndarray:
+        """Colour conversion, then mirror and rotation (§4.4 step 7, §5.4)."""
+        processing = view.processing
+        if processing.colour == "grey":
+            pixels = to_grey(pixels)
+        elif processing.colour == "binary":
+            pixels = to_binary(pixels, otsu_threshold(self.histogram(entry)))
+        if processing.rotation or processing.mirror:
+            pixels = orient(pixels, processing.rotation, processing.mirror)
+        return pixels
+
+    def histogram(self, entry: _Entry) -> np.ndarray:
+        """Histogram of the smallest level (computed once per open image)."""
+        if entry.histogram is None:
+            info = entry.record.info
+            smallest = len(info.levels) - 1
+            pixels = entry.decoder.read_tile(smallest, 0, 0)
+            entry.histogram = histogram(to_8bit(pixels, info, _NO_PROCESSING))
+        return entry.histogram
 
     def _encode(
         self, info: ImageInfo, native: int, pixels: np.ndarray, view: View, scale: float = 1.0
@@ -189,10 +213,10 @@ def _resize(pixels: np.ndarray, width: int, height: int, interpolation: int) -> 
     if bands == 1:
         image = Image.fromarray(np.ascontiguousarray(pixels[:, :, 0]))
         return np.asarray(image.resize((width, height), method))[:, :, None]
-    out = np.empty((height, width, bands), dtype=np.uint8)
     if bands in (3, 4):
         image = Image.fromarray(np.ascontiguousarray(pixels))
         return np.asarray(image.resize((width, height), method))
+    out = np.empty((height, width, bands), dtype=np.uint8)
     for band in range(bands):
         image = Image.fromarray(np.ascontiguousarray(pixels[:, :, band]))
         out[:, :, band] = np.asarray(image.resize((width, height), method))

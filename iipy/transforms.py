@@ -73,3 +73,61 @@ def flatten_for(pixels: np.ndarray, fmt: OutputFormat) -> np.ndarray:
         grey = pixels[:, :, :1]
         return np.concatenate([grey, grey, grey, pixels[:, :, 1:2]], axis=2)
     return pixels
+
+
+# -- colour conversion and orientation (after the float pipeline) -------------
+
+LUMA = (1254097, 2462056, 478151)  # iipsrv's integer weights, ≈ 0.299/0.587/0.114, >> 22
+
+
+def to_grey(pixels: np.ndarray) -> np.ndarray:
+    """8-bit RGB(A) → 1-band luma, iipsrv's formula; 1- and 2-band data is kept."""
+    if pixels.shape[2] < 3:
+        return pixels[:, :, :1]
+    rgb = pixels[:, :, :3].astype(np.uint32)
+    luma = (rgb[:, :, 0] * LUMA[0] + rgb[:, :, 1] * LUMA[1] + rgb[:, :, 2] * LUMA[2]) >> 22
+    return luma.astype(np.uint8)[:, :, None]
+
+
+def histogram(pixels: np.ndarray) -> np.ndarray:
+    """256-bin histogram of 8-bit data with the bands averaged (iipsrv's way)."""
+    mean = pixels.astype(np.uint16).sum(axis=2) // pixels.shape[2]
+    return np.bincount(mean.ravel(), minlength=256)[:256]
+
+
+def otsu_threshold(hist: np.ndarray) -> int:
+    """The grey level that best separates the histogram into two classes."""
+    hist = hist.astype(np.float64)
+    total = hist.sum()
+    if total <= 0:
+        return 128
+    levels = np.arange(256, dtype=np.float64)
+    weight_low = np.cumsum(hist)
+    weight_high = total - weight_low
+    cum_mean = np.cumsum(hist * levels)
+    mean_low = np.divide(cum_mean, weight_low, out=np.zeros(256), where=weight_low > 0)
+    mean_high = np.divide(
+        cum_mean[-1] - cum_mean, weight_high, out=np.zeros(256), where=weight_high > 0
+    )
+    between = weight_low * weight_high * (mean_low - mean_high) ** 2
+    return int(np.argmax(between)) + 1
+
+
+def to_binary(pixels: np.ndarray, threshold: int) -> np.ndarray:
+    """Grey, then 0 below the threshold and 255 from it up."""
+    grey = to_grey(pixels)
+    return np.where(grey < threshold, 0, 255).astype(np.uint8)
+
+
+def orient(pixels: np.ndarray, rotation: int, mirror: bool) -> np.ndarray:
+    """Mirror (horizontally), then rotate clockwise by a multiple of 90°.
+
+    ``rotation`` 180 with ``mirror`` is a vertical flip, as in iipsrv's
+    ``ROT=!180``.
+    """
+    if mirror:
+        pixels = pixels[:, ::-1]
+    turns = (rotation // 90) % 4
+    if turns:
+        pixels = np.rot90(pixels, k=-turns, axes=(0, 1))
+    return np.ascontiguousarray(pixels)
