@@ -51,6 +51,12 @@ class NotImplementedFeature(IIPyError):
     status = 501
 
 
+class DecoderUnavailable(NotImplementedFeature):
+    """A format whose decoding library is not installed (JPEG 2000 without
+    OpenJPEG).  HTTP 501: the request is valid, this server cannot do it;
+    every other format keeps working."""
+
+
 class UnsupportedImage(IIPyError):
     """A readable file that no decoder serves (not an image, untiled TIFF…).
 

@@ -159,7 +159,8 @@ class View:
     """What one request produces.
 
     ``kind`` is ``"tile"`` (``resolution``, ``tile``) or ``"region"``.
-    ``quality`` None means the server default for the format.
+    ``quality`` None means the server default for the format.  ``layers`` is
+    IIP's LYR, the JPEG 2000 quality layers asked for (0 = not given).
     """
 
     path: str
@@ -169,3 +170,4 @@ class View:
     resolution: int = 0
     tile: int = 0
     processing: Processing = field(default_factory=Processing)
+    layers: int = 0

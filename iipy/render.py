@@ -22,6 +22,7 @@ from PIL import Image
 from . import jpegmarkers
 from .cache import LRUCache
 from .decoders import Decoder, decoder_for
+from .decoders.base import quality_layers
 from .encoders import encode
 from .errors import IIPyError, NotFound
 from .geometry import choose_level, region_box
@@ -139,7 +140,8 @@ class Renderer:
         cached = self._tiles.get(key)
         if cached is not None:
             return cached
-        pixels = self._pixels(entry, entry.decoder.read_tile(native, column, row), view)
+        layers = quality_layers(view.layers, self.settings.max_layers)
+        pixels = self._pixels(entry, entry.decoder.read_tile(native, column, row, layers), view)
         data = self._encode(info, native, pixels, view)
         self._tiles.put(key, data)
         return data
@@ -158,7 +160,9 @@ class Renderer:
         info = entry.record.info
         native = choose_level(info, region, width, height)
         box = region_box(info, native, region)
-        pixels = to_8bit(entry.decoder.read_region(native, *box), info, view.processing)
+        layers = quality_layers(view.layers, self.settings.max_layers)
+        pixels = entry.decoder.read_region(native, *box, layers=layers)
+        pixels = to_8bit(pixels, info, view.processing)
         pixels = flatten_for(pixels, view.format)
         if (pixels.shape[1], pixels.shape[0]) != (width, height):
             pixels = _resize(pixels, width, height, self.settings.interpolation)

@@ -21,9 +21,11 @@ _registry: list[type[Decoder]] | None = None
 
 def _builtins() -> list[type[Decoder]]:
     found: list[type[Decoder]] = []
+    from .jp2 import Jp2Decoder
     from .tiff import TiffDecoder
 
     found.append(TiffDecoder)
+    found.append(Jp2Decoder)
     return found
 
 

@@ -42,16 +42,21 @@ class Decoder(ABC):
         """Open ``path`` and read its metadata; raise CorruptImage if unreadable."""
 
     @abstractmethod
-    def read_region(self, level: int, left: int, top: int, width: int, height: int) -> np.ndarray:
+    def read_region(
+        self, level: int, left: int, top: int, width: int, height: int, layers: int = 0
+    ) -> np.ndarray:
         """Pixels of a box of native level ``level`` (0 = full resolution).
 
-        The box must lie inside the level.
+        The box must lie inside the level.  ``layers`` is the number of
+        quality layers to decode, for formats that have them (JPEG 2000):
+        0 = the decoder's default (half, rounded up), negative = all, n = n.
+        Other formats ignore it.
         """
 
-    def read_tile(self, level: int, column: int, row: int) -> np.ndarray:
+    def read_tile(self, level: int, column: int, row: int, layers: int = 0) -> np.ndarray:
         """Pixels of one tile of the level's grid, cropped at the edges."""
         box = self.info.levels[level].tile_box(column, row)
-        return self.read_region(level, *box)
+        return self.read_region(level, *box, layers=layers)
 
     def raw_tile(self, level: int, column: int, row: int) -> bytes | None:
         """The tile as a stand-alone JPEG without decoding, when possible.
@@ -63,3 +68,17 @@ class Decoder(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release file handles."""
+
+
+def quality_layers(requested: int, max_layers: int) -> int:
+    """The ``layers`` to ask a decoder for, from LYR and MAX_LAYERS (iipsrv's rule).
+
+    MAX_LAYERS > 0 caps LYR (an unset or larger LYR gets the cap); MAX_LAYERS
+    < 0 means all layers unless LYR is given; MAX_LAYERS = 0 passes LYR
+    through (0 = the decoder's default, half the layers rounded up).
+    """
+    if max_layers > 0:
+        return requested if 0 < requested < max_layers else max_layers
+    if max_layers < 0 and requested == 0:
+        return -1
+    return requested

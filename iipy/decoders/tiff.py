@@ -258,7 +258,9 @@ class TiffDecoder(Decoder):
                 raise CorruptImage("image level size does not match its directory")
         return source
 
-    def read_region(self, level: int, left: int, top: int, width: int, height: int) -> np.ndarray:
+    def read_region(
+        self, level: int, left: int, top: int, width: int, height: int, layers: int = 0
+    ) -> np.ndarray:
         import pyvips
 
         source = self._source(level)

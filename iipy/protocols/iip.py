@@ -39,8 +39,8 @@ CVT_FORMATS = {
     "tif": OutputFormat.TIFF,
     "tiff": OutputFormat.TIFF,
 }
-#: accepted, no effect on the images iipy serves so far (single TIFF images)
-NO_OP = {"icc", "lyr"}
+#: accepted, no effect (iipsrv compiles its colour management out)
+NO_OP = {"icc"}
 
 
 def c_int(text: str, what: str) -> int:
@@ -68,6 +68,7 @@ class _State:
     wid: int = 0
     hei: int = 0
     quality: int | None = None
+    layers: int = 0
     processing: Processing = field(default_factory=Processing)
     protocol_line: str | None = None
     lines: list[str] = field(default_factory=list)
@@ -97,6 +98,7 @@ class IIPProtocol:
             "gam": self._gam,
             "inv": self._inv,
             "sds": self._sds,
+            "lyr": self._lyr,
         }
 
     # -- entry point ------------------------------------------------------
@@ -227,6 +229,10 @@ class IIPProtocol:
     def _inv(self, state: _State, argument: str, sent: str) -> None:
         state.processing = replace(state.processing, invert=True)
 
+    def _lyr(self, state: _State, argument: str, sent: str) -> None:
+        """JPEG 2000 quality layers to decode (iipsrv accepts any number; MAX_LAYERS caps it)."""
+        state.layers = c_int(argument, "LYR")
+
     def _sds(self, state: _State, argument: str, sent: str) -> None:
         """Sequence angles: a single image has only the default view (0, 90)."""
         for part in argument.split(",")[:2]:
@@ -251,6 +257,7 @@ class IIPProtocol:
             resolution,
             tile,
             state.processing,
+            state.layers,
         )
         state.output = Response(
             200,
@@ -269,7 +276,14 @@ class IIPProtocol:
         width, height = cvt_output_size(
             record.info, state.region, state.wid, state.hei, s.max_cvt, s.allow_upscaling
         )
-        view = View(record.path, "region", fmt, state.quality, processing=state.processing)
+        view = View(
+            record.path,
+            "region",
+            fmt,
+            state.quality,
+            processing=state.processing,
+            layers=state.layers,
+        )
         body = self.renderer.region(view, state.region, width, height)
         stem = os.path.basename(state.fif).rsplit(".", 1)[0] or "image"
         stem = stem.replace('"', "").replace("\\", "")

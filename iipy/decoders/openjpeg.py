@@ -1,0 +1,174 @@
+"""OpenJPEG for glymur: found once per process, or reported clearly as missing.
+
+glymur binds ``libopenjp2`` with ctypes when it is first imported, from
+
+1. a ``glymurrc`` file (``[library]`` ``openjp2 = /path/to/libopenjp2.so``) in
+   the working directory, ``$XDG_CONFIG_HOME/glymur/`` or
+   ``~/.config/glymur/``, else
+2. the system library that ``ctypes.util.find_library("openjp2")`` finds
+   (Debian and Ubuntu: the ``libopenjp2-7`` package).
+
+A pip-only install has neither, but Pillow's wheels bundle an OpenJPEG
+(``PIL/../pillow.libs/libopenjp2-<hash>.so.2.5.x`` on Linux,
+``PIL/.dylibs/libopenjp2.*.dylib`` on macOS).  When glymur found nothing we
+hand it that one, so ``pip install iipy`` serves JPEG 2000 without any system
+package.  With no usable library at all, opening a JPEG 2000 file raises
+:class:`~iipy.errors.DecoderUnavailable` (HTTP 501) with a message saying what
+to install; TIFF and everything else keep working.
+
+glymur is imported lazily, here and nowhere else, so a server that never
+sees a JPEG 2000 file never loads it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import importlib
+import importlib.util
+import logging
+import os
+import sys
+import threading
+from types import ModuleType
+
+from ..errors import DecoderUnavailable
+
+log = logging.getLogger(__name__)
+
+#: OpenJPEG decoder threads per process.  One is best when every core already
+#: runs a worker process (measured on 2 cores, see docs/jpeg2000.md).
+DECODER_THREADS = 1
+#: glymur 0.14 refuses to decode with anything older.
+MIN_VERSION = (2, 4, 0)
+
+MISSING = (
+    "JPEG 2000 images cannot be served: the OpenJPEG library (libopenjp2) is not "
+    "installed on this server (install libopenjp2-7, or Pillow's wheel, which bundles it)"
+)
+NO_GLYMUR = "JPEG 2000 images cannot be served: the Python package glymur is not installed"
+
+_lock = threading.Lock()
+_glymur: ModuleType | None = None
+_failure: str | None = None
+
+
+def glymur_module() -> ModuleType:
+    """glymur, bound to a usable OpenJPEG; DecoderUnavailable otherwise.
+
+    The outcome (success or the reason for failure) is decided once per
+    process and remembered.
+    """
+    global _glymur, _failure
+    if _glymur is not None:
+        return _glymur
+    with _lock:
+        if _glymur is None and _failure is None:
+            try:
+                _glymur = _load()
+            except DecoderUnavailable as exc:
+                _failure = exc.message
+                log.error("%s", exc.message)
+        if _glymur is None:
+            raise DecoderUnavailable(_failure or MISSING)
+        return _glymur
+
+
+def reset() -> None:
+    """Forget the outcome so that the next call looks again (tests)."""
+    global _glymur, _failure
+    with _lock:
+        _glymur = None
+        _failure = None
+
+
+def _import_glymur() -> ModuleType:
+    return importlib.import_module("glymur")
+
+
+def _load() -> ModuleType:
+    try:
+        glymur = _import_glymur()
+    except ImportError:
+        raise DecoderUnavailable(NO_GLYMUR) from None
+    binding = glymur.lib.openjp2
+    if binding.OPENJP2 is None:
+        bundled = pillow_openjp2()
+        if bundled is not None and install_library(glymur, bundled):
+            log.info("OpenJPEG: using the library bundled with Pillow (%s)", bundled)
+    if binding.OPENJP2 is None:
+        raise DecoderUnavailable(MISSING)
+    version = library_version(glymur)
+    if version < MIN_VERSION:
+        raise DecoderUnavailable(
+            "JPEG 2000 images cannot be served: OpenJPEG "
+            + ".".join(map(str, version))
+            + " is too old (2.4 or later is needed)"
+        )
+    try:
+        glymur.set_option("lib.num_threads", DECODER_THREADS)
+    except RuntimeError as exc:  # a library built without thread support
+        log.warning("OpenJPEG: %s; decoding in the calling thread", exc)
+    return glymur
+
+
+def library_version(glymur: ModuleType) -> tuple[int, ...]:
+    """The OpenJPEG version glymur is bound to, e.g. (2, 5, 0)."""
+    text = glymur.lib.openjp2.version()
+    parts = []
+    for piece in text.split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def library_path(glymur: ModuleType) -> str:
+    """File name of the OpenJPEG library glymur uses ("" when none)."""
+    lib = glymur.lib.openjp2.OPENJP2
+    return "" if lib is None else str(getattr(lib, "_name", ""))
+
+
+def pillow_openjp2() -> str | None:
+    """Path of the OpenJPEG shared library inside Pillow's wheel, if any."""
+    spec = importlib.util.find_spec("PIL")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    package = list(spec.submodule_search_locations)[0]
+    patterns = [
+        os.path.join(package, os.pardir, "pillow.libs", "libopenjp2*.so*"),  # Linux wheels
+        os.path.join(package, ".dylibs", "libopenjp2*.dylib"),  # macOS wheels
+    ]
+    if sys.platform == "win32":
+        patterns.append(os.path.join(package, os.pardir, "pillow.libs", "openjp2*.dll"))
+    for pattern in patterns:
+        found = sorted(glob.glob(pattern))
+        if found:
+            return os.path.realpath(found[-1])
+    return None
+
+
+def install_library(glymur: ModuleType, path: str) -> bool:
+    """Bind glymur (already imported, without a library) to ``path``.
+
+    glymur resolves its ctypes handle and the version it compares against at
+    call time through ``glymur.lib.openjp2.OPENJP2`` and
+    ``glymur.version.openjpeg_version``; both are set here, as a glymurrc
+    file would have set them at import.  Returns False if the library cannot
+    be loaded.
+    """
+    try:
+        lib = ctypes.CDLL(path)
+        lib.opj_version.restype = ctypes.c_char_p
+        text = lib.opj_version().decode("ascii", "replace")
+    except (OSError, AttributeError) as exc:
+        log.warning("OpenJPEG: %s could not be loaded: %s", path, exc)
+        return False
+    binding = glymur.lib.openjp2
+    binding.OPENJP2 = lib
+    numbers = [int("".join(c for c in p if c.isdigit()) or 0) for p in text.split(".")[:3]]
+    numbers += [0] * (3 - len(numbers))
+    binding._MAJOR, binding._MINOR, binding._PATCH = numbers
+    version = glymur.version
+    version.openjpeg_version = text
+    version.openjpeg_version_tuple = tuple(numbers)
+    return True
