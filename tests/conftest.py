@@ -32,3 +32,19 @@ def images(image_dir) -> ImageSet:
 # ---------------------------------------------------------------------------
 # end of test images
 # ---------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------
+# JPEG 2000 test images (issue 5; tests/images.py make_jp2_set)
+# ---------------------------------------------------------------------------
+#
+# ``jp2_images``: paths of the standard JPEG 2000 images, written into the same
+# ``image_dir`` as the TIFF set (so one FILESYSTEM_PREFIX serves both).
+
+
+@pytest.fixture(scope="session")
+def jp2_images(image_dir) -> ImageSet:
+    """Paths of the standard JPEG 2000 test images (see images.make_jp2_set)."""
+    from images import make_jp2_set
+
+    return make_jp2_set(image_dir)

@@ -67,10 +67,12 @@ from __future__ import annotations
 import os
 import struct
 import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from uuid import UUID
 
 import numpy as np
 import pyvips
@@ -769,4 +771,233 @@ def make_standard_set(directory) -> ImageSet:
     s["truncated_raw"] = make_truncated_tiff(d / "truncated_raw.tif", s["rgb"],
                                              keep_structure=False)
     s["text"] = make_text_file(d / "text.tif")
+    return s
+
+
+# ---------------------------------------------------------------------------
+# JPEG 2000 writers (glymur; issue 5)
+# ---------------------------------------------------------------------------
+#
+# make_jp2() writes the same pixel pattern as make_tiff() into a JP2 (or a
+# raw J2K codestream, or a JPX) with glymur, which drives OpenJPEG's encoder.
+# The codestream's choices are all parameters: tiles, resolutions, quality
+# layers, progression order, precincts, code-blocks, reversible (lossless)
+# or irreversible (lossy) wavelet; header boxes for ICC, resolution and XMP
+# are written by re-wrapping the codestream with glymur's box classes.
+# Bit depth 12 is written through a small glymur subclass (glymur itself
+# writes only 8 and 16 bits).
+
+JP2_KINDS = ("jp2", "j2k", "jpx")
+
+
+def jp2_level_count(width: int, height: int, tile: int = 256) -> int:
+    """How many levels iipsrv serves a JPEG 2000 image with (floor halvings to one tile, + 1)."""
+    count = 1
+    while width > tile or height > tile:
+        width, height = width // 2, height // 2
+        count += 1
+    return count
+
+
+def jp2_pattern_array(width: int, height: int, bands: int = 3, dtype: str = "uint8",
+                      bits: int | None = None, pattern: str = "gradient") -> np.ndarray:
+    """The pixels make_jp2() writes: the pattern scaled to ``bits`` (default: the dtype's)."""
+    if bits is None or bits in (8, 16):
+        return pattern_array(width, height, bands, dtype, pattern)
+    if dtype != "uint16" or not 9 <= bits <= 15:
+        raise ValueError("bits other than 8 and 16 need dtype uint16 and 9..15 bits")
+    ys, xs = np.mgrid[0:height, 0:width]
+    planes = _unit_bands(xs, ys, width, height, bands, pattern)
+    top = (1 << bits) - 1
+    return np.stack([np.rint(p * top).astype(np.uint16) for p in planes], axis=-1)
+
+
+def make_jp2(path, width: int, height: int, *, bands: int = 3, dtype: str = "uint8",
+             bits: int | None = None, tile: int | tuple[int, int] | None = 256,
+             numres: int | None = None, layers: int = 1, lossless: bool = True,
+             prog: str = "RPCL", precincts: Sequence[int] | None = (128,),
+             codeblock: int | None = None, icc: bytes | bool = False,
+             resolution: tuple[float, float] | None = None, display: bool = False,
+             xmp: bytes | None = None, offset: tuple[int, int] | None = None,
+             kind: str = "jp2", pattern: str = "gradient") -> Path:
+    """Write a JPEG 2000 image of the gradient pattern and return its path.
+
+    - ``bands``: 1 (grey), 3 (RGB) (2 and 4 work too, without a channel definition box).
+    - ``dtype`` "uint8" or "uint16"; ``bits``: precision for uint16 (12 for 12-bit).
+    - ``tile``: tile size (int or (width, height)); None for one tile (untiled).
+    - ``numres``: resolutions (DWT levels + 1); default: exactly iipsrv's level count.
+    - ``layers``: quality layers; compression ratios ``10·2^k`` down to the last
+      layer, which is lossless (ratio 1) when ``lossless``; ``lossless`` False
+      uses the irreversible 9/7 wavelet.
+    - ``prog``: progression order; ``precincts``: precinct sizes (power-of-two
+      sides, the first for the full-resolution level), None for none;
+      ``codeblock``: code-block side (default OpenJPEG's 64).
+    - ``icc``: True (sRGB) or profile bytes for a restricted-ICC colr box;
+      ``resolution``: (x, y) pixels per metre in a capture (resc), or with
+      ``display`` a display (resd), resolution box; ``xmp``: an XMP UUID box.
+    - ``offset``: (x, y) image offset on the reference grid.
+    - ``kind``: "jp2", "j2k" (raw codestream) or "jpx" (JPX brand, JP2-compatible).
+    """
+    import glymur
+    from glymur import jp2box
+
+    path = Path(path)
+    if kind not in JP2_KINDS:
+        raise ValueError(f"kind must be one of {JP2_KINDS}")
+    if dtype not in ("uint8", "uint16"):
+        raise ValueError("JPEG 2000 test images are uint8 or uint16")
+    array = jp2_pattern_array(width, height, bands, dtype, bits, pattern)
+    options: dict = {
+        "numres": numres or jp2_level_count(width, height),
+        "prog": prog,
+        "irreversible": not lossless,
+    }
+    if tile is not None:
+        tw, th = (tile, tile) if isinstance(tile, int) else tile
+        if tw < width or th < height:  # glymur refuses tiles larger than the image
+            options["tilesize"] = (min(th, height), min(tw, width))
+    if layers > 1 or not lossless:
+        ratios = [10 * 2 ** (layers - 1 - k) for k in range(layers)]
+        if lossless:
+            ratios[-1] = 1
+        options["cratios"] = ratios
+    if precincts:
+        options["psizes"] = [(p, p) for p in precincts]
+    if codeblock:
+        options["cbsize"] = (codeblock, codeblock)
+    if offset is not None:
+        options["grid_offset"] = (offset[1], offset[0])
+    data = array[:, :, 0] if bands == 1 else array
+    target = path.with_suffix(".j2k") if kind == "j2k" else path
+    writer = glymur.Jp2k if bits in (None, 8, 16) else _precision_writer(bits)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "codestream.j2k"
+        codestream = writer(raw, data=data, **options)
+        if kind == "j2k":
+            target.write_bytes(raw.read_bytes())
+            return target
+        header = [jp2box.ImageHeaderBox(height, width, num_components=bands,
+                                        bits_per_component=bits or (8 if dtype == "uint8" else 16))]
+        if icc:
+            profile = srgb_profile() if icc is True else bytes(icc)
+            header.append(jp2box.ColourSpecificationBox(
+                method=glymur.core.RESTRICTED_ICC_PROFILE, icc_profile=profile))
+        else:
+            space = glymur.core.SRGB if bands >= 3 else glymur.core.GREYSCALE
+            header.append(jp2box.ColourSpecificationBox(colorspace=space))
+        if resolution is not None:
+            xres, yres = resolution
+            box = jp2box.DisplayResolutionBox if display else jp2box.CaptureResolutionBox
+            header.append(jp2box.ResolutionBox(box=[box(yres, xres)]))
+        if kind == "jpx":
+            ftyp = jp2box.FileTypeBox(brand="jpx ", compatibility_list=["jp2 ", "jpx ", "jpxb"])
+        else:
+            ftyp = jp2box.FileTypeBox()
+        boxes = [jp2box.JPEG2000SignatureBox(), ftyp, jp2box.JP2HeaderBox(box=header)]
+        if xmp is not None:
+            boxes.append(jp2box.UUIDBox(the_uuid=_XMP_UUID, raw_data=bytes(xmp)))
+        boxes.append(jp2box.ContiguousCodestreamBox())
+        with warnings.catch_warnings():
+            # glymur compares IHDR with the codestream's grid end, not its size
+            warnings.filterwarnings("ignore", "The IHDR dimensions")
+            codestream.wrap(target, boxes=boxes)
+    return target
+
+
+_XMP_UUID = UUID("be7acfcb-97a9-42e8-9c71-999491e3afac")
+
+
+def _precision_writer(bits: int):
+    """A glymur.Jp2k that declares ``bits`` as the samples' precision when writing."""
+    import glymur
+
+    class PrecisionJp2k(glymur.Jp2k):
+        def _populate_comptparms(self, img_array):
+            super()._populate_comptparms(img_array)
+            for component in self._comptparms:
+                component.prec = component.bpp = bits
+
+    return PrecisionJp2k
+
+
+def make_truncated_jp2(path, source, fraction: float = 0.5) -> Path:
+    """The first ``fraction`` of the bytes of ``source`` (boxes and main header intact)."""
+    path = Path(path)
+    data = Path(source).read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+    return path
+
+
+def make_corrupt_jp2(path, source, *, where: str = "data", seed: int = 5) -> Path:
+    """A copy of JP2 ``source`` with part of its structure or data overwritten.
+
+    ``where="data"``: 4 KB of random bytes in the middle of the codestream's
+    tile data (boxes and main header intact).  ``where="header"``: the SIZ
+    marker segment's sizes set to zero (the file parses as JPEG 2000 but
+    describes no image).  ``where="boxes"``: the signature box followed by
+    random bytes.
+    """
+    path = Path(path)
+    data = bytearray(Path(source).read_bytes())
+    rng = np.random.default_rng(seed)
+    if where == "data":
+        start = len(data) // 2
+        data[start:start + 4096] = rng.integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    elif where == "header":
+        siz = data.index(b"\xff\x51")
+        data[siz + 6:siz + 14] = bytes(8)  # Xsiz, Ysiz
+    elif where == "boxes":
+        data = data[:12] + bytearray(rng.integers(0, 256, 2000, dtype=np.uint8).tobytes())
+    else:
+        raise ValueError("where must be 'data', 'header' or 'boxes'")
+    path.write_bytes(bytes(data))
+    return path
+
+
+def make_jp2_set(directory) -> ImageSet:
+    """Write the standard JPEG 2000 test images into ``directory``; return their paths.
+
+    8-bit RGB unless stated, lossless, RPCL, 128×128 precincts:
+
+    ``jp2_rgb``        1000x700, 256 tiles, 6 resolutions (more than the 3 levels served)
+    ``jp2_untiled``    1000x700, one tile, LRCP, no precincts, lossy (9/7), 3 resolutions
+    ``jp2_grey16``     1000x700 16-bit grey, 512 tiles
+    ``jp2_grey12``     700x500 12-bit grey, one tile
+    ``jp2_odd``        1001x703, 256 tiles, 2 resolutions: levels 1001x703, 501x352
+                       and a virtual 251x176
+    ``jp2_virtual``    1410x793, one tile, 1 resolution (no wavelet levels): one real
+                       level and virtual 705x397, 353x199, 177x100
+    ``jp2_layers``     1000x700, 256 tiles, 4 quality layers (lossy, 9/7), LRCP
+    ``jp2_meta``       400x300 with an sRGB ICC profile, 300 dpi capture resolution, XMP
+    ``jp2_offset``     600x400 placed at (17, 33) on the reference grid, 128 tiles
+    ``j2k``            600x400 raw codestream (``j2k.j2k``)
+    ``jpx``            600x400 JPX-branded
+    ``jp2_truncated``  the first half of the bytes of ``jp2_rgb``
+    ``jp2_corrupt``    ``jp2_rgb`` with 4 KB of noise in the middle of its tile data
+    ``jp2_badheader``  ``jp2_rgb`` with zero sizes in its SIZ marker
+    ``jp2_badboxes``   a JP2 signature followed by noise
+    """
+    d = Path(directory)
+    s = ImageSet()
+    s["jp2_rgb"] = make_jp2(d / "jp2_rgb.jp2", 1000, 700, numres=6)
+    s["jp2_untiled"] = make_jp2(d / "jp2_untiled.jp2", 1000, 700, tile=None, prog="LRCP",
+                                precincts=None, lossless=False)
+    s["jp2_grey16"] = make_jp2(d / "jp2_grey16.jp2", 1000, 700, bands=1, dtype="uint16",
+                               tile=512)
+    s["jp2_grey12"] = make_jp2(d / "jp2_grey12.jp2", 700, 500, bands=1, dtype="uint16",
+                               bits=12, tile=None)
+    s["jp2_odd"] = make_jp2(d / "jp2_odd.jp2", 1001, 703, numres=2)
+    s["jp2_virtual"] = make_jp2(d / "jp2_virtual.jp2", 1410, 793, tile=None, numres=1,
+                                precincts=None)
+    s["jp2_layers"] = make_jp2(d / "jp2_layers.jp2", 1000, 700, layers=4, lossless=False,
+                               prog="LRCP")
+    s["jp2_meta"] = make_jp2(d / "jp2_meta.jp2", 400, 300, tile=None, icc=True,
+                             resolution=(300 / 0.0254, 300 / 0.0254), xmp=SAMPLE_XMP)
+    s["jp2_offset"] = make_jp2(d / "jp2_offset.jp2", 600, 400, tile=128, offset=(17, 33))
+    s["j2k"] = make_jp2(d / "j2k.j2k", 600, 400, kind="j2k")
+    s["jpx"] = make_jp2(d / "jpx.jpx", 600, 400, kind="jpx")
+    s["jp2_truncated"] = make_truncated_jp2(d / "jp2_truncated.jp2", s["jp2_rgb"])
+    s["jp2_corrupt"] = make_corrupt_jp2(d / "jp2_corrupt.jp2", s["jp2_rgb"])
+    s["jp2_badheader"] = make_corrupt_jp2(d / "jp2_badheader.jp2", s["jp2_rgb"], where="header")
+    s["jp2_badboxes"] = make_corrupt_jp2(d / "jp2_badboxes.jp2", s["jp2_rgb"], where="boxes")
     return s

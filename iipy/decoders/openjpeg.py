@@ -1,6 +1,7 @@
 """OpenJPEG for glymur: found once per process, or reported clearly as missing.
 
-glymur binds ``libopenjp2`` with ctypes when it is first imported, from
+glymur binds ``libopenjp2`` with ctypes when it is first imported (and lays
+out its ctypes structures for that library's version then), from
 
 1. a ``glymurrc`` file (``[library]`` ``openjp2 = /path/to/libopenjp2.so``) in
    the working directory, ``$XDG_CONFIG_HOME/glymur/`` or
@@ -10,19 +11,22 @@ glymur binds ``libopenjp2`` with ctypes when it is first imported, from
 
 A pip-only install has neither, but Pillow's wheels bundle an OpenJPEG
 (``PIL/../pillow.libs/libopenjp2-<hash>.so.2.5.x`` on Linux,
-``PIL/.dylibs/libopenjp2.*.dylib`` on macOS).  When glymur found nothing we
-hand it that one, so ``pip install iipy`` serves JPEG 2000 without any system
-package.  With no usable library at all, opening a JPEG 2000 file raises
+``PIL/.dylibs/libopenjp2.*.dylib`` on macOS).  So glymur is imported here
+with ``find_library`` answering Pillow's library when it finds no other:
+``pip install iipy`` serves JPEG 2000 without any system package, and a
+glymurrc or the system library still take precedence.  With no usable
+library at all, opening a JPEG 2000 file raises
 :class:`~iipy.errors.DecoderUnavailable` (HTTP 501) with a message saying what
 to install; TIFF and everything else keep working.
 
-glymur is imported lazily, here and nowhere else, so a server that never
-sees a JPEG 2000 file never loads it.
+glymur is imported lazily, here and nowhere else in the server, so a server
+that never sees a JPEG 2000 file never loads it.
 """
 
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 import glob
 import importlib
 import importlib.util
@@ -83,7 +87,24 @@ def reset() -> None:
 
 
 def _import_glymur() -> ModuleType:
-    return importlib.import_module("glymur")
+    """Import glymur, offering it Pillow's OpenJPEG if it finds no other."""
+    if "glymur" in sys.modules:  # imported earlier: its library is already chosen
+        return sys.modules["glymur"]
+    original = ctypes.util.find_library
+
+    def find_library(name: str) -> str | None:
+        found = original(name)
+        if found is None and name == "openjp2":
+            found = pillow_openjp2()
+            if found is not None:
+                log.info("OpenJPEG: no system library; using the one bundled with Pillow")
+        return found
+
+    ctypes.util.find_library = find_library
+    try:
+        return importlib.import_module("glymur")
+    finally:
+        ctypes.util.find_library = original
 
 
 def _load() -> ModuleType:
@@ -91,12 +112,7 @@ def _load() -> ModuleType:
         glymur = _import_glymur()
     except ImportError:
         raise DecoderUnavailable(NO_GLYMUR) from None
-    binding = glymur.lib.openjp2
-    if binding.OPENJP2 is None:
-        bundled = pillow_openjp2()
-        if bundled is not None and install_library(glymur, bundled):
-            log.info("OpenJPEG: using the library bundled with Pillow (%s)", bundled)
-    if binding.OPENJP2 is None:
+    if glymur.lib.openjp2.OPENJP2 is None:
         raise DecoderUnavailable(MISSING)
     version = library_version(glymur)
     if version < MIN_VERSION:
@@ -145,30 +161,3 @@ def pillow_openjp2() -> str | None:
         if found:
             return os.path.realpath(found[-1])
     return None
-
-
-def install_library(glymur: ModuleType, path: str) -> bool:
-    """Bind glymur (already imported, without a library) to ``path``.
-
-    glymur resolves its ctypes handle and the version it compares against at
-    call time through ``glymur.lib.openjp2.OPENJP2`` and
-    ``glymur.version.openjpeg_version``; both are set here, as a glymurrc
-    file would have set them at import.  Returns False if the library cannot
-    be loaded.
-    """
-    try:
-        lib = ctypes.CDLL(path)
-        lib.opj_version.restype = ctypes.c_char_p
-        text = lib.opj_version().decode("ascii", "replace")
-    except (OSError, AttributeError) as exc:
-        log.warning("OpenJPEG: %s could not be loaded: %s", path, exc)
-        return False
-    binding = glymur.lib.openjp2
-    binding.OPENJP2 = lib
-    numbers = [int("".join(c for c in p if c.isdigit()) or 0) for p in text.split(".")[:3]]
-    numbers += [0] * (3 - len(numbers))
-    binding._MAJOR, binding._MINOR, binding._PATCH = numbers
-    version = glymur.version
-    version.openjpeg_version = text
-    version.openjpeg_version_tuple = tuple(numbers)
-    return True
