@@ -159,8 +159,11 @@ class View:
     """What one request produces.
 
     ``kind`` is ``"tile"`` (``resolution``, ``tile``) or ``"region"``.
-    ``quality`` None means the server default for the format.  ``layers`` is
-    IIP's LYR, the JPEG 2000 quality layers asked for (0 = not given).
+    ``quality`` None means the server default for the format.  ``stamp`` is
+    the file version the request was checked against (from
+    ``ImageRecord.stamp``); the renderer then needs no second ``stat``.
+    ``layers`` is IIP's LYR, the JPEG 2000 quality layers asked for (0 = not
+    given).
     """
 
     path: str
@@ -170,4 +173,5 @@ class View:
     resolution: int = 0
     tile: int = 0
     processing: Processing = field(default_factory=Processing)
+    stamp: tuple[int, ...] = ()
     layers: int = 0

@@ -70,15 +70,27 @@ class Renderer:
 
     # -- images -----------------------------------------------------------
 
-    def open(self, path: str) -> ImageRecord:
-        """Describe the image at a (resolved) path, reopening it if it changed."""
-        return self._entry(path).record
+    def open(self, path: str, st: os.stat_result | None = None) -> ImageRecord:
+        """Describe the image at a (resolved) path, reopening it if it changed.
 
-    def _entry(self, path: str) -> _Entry:
-        try:
-            st = os.stat(path)
-        except OSError:
-            raise NotFound("image not found") from None
+        ``st`` is the file's ``stat`` when the caller already has it.
+        """
+        return self._entry(path, st).record
+
+    def _entry_for(self, view: View) -> _Entry:
+        """The open image a View was made against, reopened if it changed since."""
+        if view.stamp:
+            entry = self._images.get(view.path)
+            if entry is not None and entry.record.stamp == view.stamp:
+                return entry
+        return self._entry(view.path)
+
+    def _entry(self, path: str, st: os.stat_result | None = None) -> _Entry:
+        if st is None:
+            try:
+                st = os.stat(path)
+            except OSError:
+                raise NotFound("image not found") from None
         if not stat.S_ISREG(st.st_mode):
             raise NotFound("image not found")
         stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
@@ -117,7 +129,7 @@ class Renderer:
 
     def tile(self, view: View) -> bytes:
         """Encoded bytes of one tile (IIP resolution and row-major index)."""
-        entry = self._entry(view.path)
+        entry = self._entry_for(view)
         info = entry.record.info
         if not 0 <= view.resolution < info.resolutions:
             raise NotFound(f"resolution {view.resolution} does not exist")
@@ -136,12 +148,13 @@ class Renderer:
                 if entry.icc_app2:
                     raw = raw[:2] + entry.icc_app2 + raw[2:]
                 return raw
-        key = (entry.record.stamp, view)
+        key = (entry.record.stamp, view.path, view.format, view.quality, view.resolution,
+               view.tile, view.processing, view.layers)
         cached = self._tiles.get(key)
         if cached is not None:
             return cached
-        layers = quality_layers(view.layers, self.settings.max_layers)
-        pixels = self._pixels(entry, entry.decoder.read_tile(native, column, row, layers), view)
+        pixels = entry.decoder.read_tile(native, column, row, **self._layers(info, view))
+        pixels = self._pixels(entry, pixels, view)
         data = self._encode(info, native, pixels, view)
         self._tiles.put(key, data)
         return data
@@ -156,12 +169,11 @@ class Renderer:
         height: int,
     ) -> bytes:
         """A region (fractions of the image) scaled to exactly width×height."""
-        entry = self._entry(view.path)
+        entry = self._entry_for(view)
         info = entry.record.info
         native = choose_level(info, region, width, height)
         box = region_box(info, native, region)
-        layers = quality_layers(view.layers, self.settings.max_layers)
-        pixels = entry.decoder.read_region(native, *box, layers=layers)
+        pixels = entry.decoder.read_region(native, *box, **self._layers(info, view))
         pixels = to_8bit(pixels, info, view.processing)
         pixels = flatten_for(pixels, view.format)
         if (pixels.shape[1], pixels.shape[0]) != (width, height):
@@ -170,6 +182,14 @@ class Renderer:
         return self._encode(info, native, pixels, view, scale=width / max(1, box[2]))
 
     # -- shared -----------------------------------------------------------
+
+    def _layers(self, info: ImageInfo, view: View) -> dict[str, int]:
+        """``layers=`` for a decoder read: LYR and MAX_LAYERS, only for formats
+        with quality layers (so plug-ins without them need not accept it)."""
+        if not info.quality_layers:
+            return {}
+        layers = quality_layers(view.layers, self.settings.max_layers)
+        return {"layers": layers} if layers else {}
 
     def _pixels(self, entry: _Entry, pixels: np.ndarray, view: View) -> np.ndarray:
         """Decoded tile → output pixels, in iipsrv's order (§4.4)."""

@@ -50,13 +50,16 @@ class Decoder(ABC):
         The box must lie inside the level.  ``layers`` is the number of
         quality layers to decode, for formats that have them (JPEG 2000):
         0 = the decoder's default (half, rounded up), negative = all, n = n.
-        Other formats ignore it.
+        It is only ever passed (non-zero) to decoders whose ImageInfo has
+        ``quality_layers``; others may leave it out of their signature.
         """
 
     def read_tile(self, level: int, column: int, row: int, layers: int = 0) -> np.ndarray:
         """Pixels of one tile of the level's grid, cropped at the edges."""
         box = self.info.levels[level].tile_box(column, row)
-        return self.read_region(level, *box, layers=layers)
+        if layers:
+            return self.read_region(level, *box, layers=layers)
+        return self.read_region(level, *box)
 
     def raw_tile(self, level: int, column: int, row: int) -> bytes | None:
         """The tile as a stand-alone JPEG without decoding, when possible.

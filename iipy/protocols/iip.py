@@ -156,8 +156,8 @@ class IIPProtocol:
 
     def _fif(self, state: _State, argument: str, sent: str) -> None:
         requested = url_decode(argument)
-        path = self.resolver.resolve(requested)
-        record = self.renderer.open(path)
+        path, st = self.resolver.locate(requested)
+        record = self.renderer.open(path, st)
         state.image = record
         state.fif = requested
         state.etag = make_etag(record.stamp, state.request.query, self.fingerprint)
@@ -257,6 +257,7 @@ class IIPProtocol:
             resolution,
             tile,
             state.processing,
+            record.stamp,
             state.layers,
         )
         state.output = Response(
@@ -277,12 +278,8 @@ class IIPProtocol:
             record.info, state.region, state.wid, state.hei, s.max_cvt, s.allow_upscaling
         )
         view = View(
-            record.path,
-            "region",
-            fmt,
-            state.quality,
-            processing=state.processing,
-            layers=state.layers,
+            record.path, "region", fmt, state.quality, processing=state.processing,
+            stamp=record.stamp, layers=state.layers,
         )
         body = self.renderer.region(view, state.region, width, height)
         stem = os.path.basename(state.fif).rsplit(".", 1)[0] or "image"
