@@ -814,7 +814,8 @@ def jp2_pattern_array(width: int, height: int, bands: int = 3, dtype: str = "uin
 
 def make_jp2(path, width: int, height: int, *, bands: int = 3, dtype: str = "uint8",
              bits: int | None = None, tile: int | tuple[int, int] | None = 256,
-             numres: int | None = None, layers: int = 1, lossless: bool = True,
+             numres: int | None = None, layers: int = 1,
+             ratios: Sequence[int] | None = None, lossless: bool = True,
              prog: str = "RPCL", precincts: Sequence[int] | None = (128,),
              codeblock: int | None = None, icc: bytes | bool = False,
              resolution: tuple[float, float] | None = None, display: bool = False,
@@ -826,9 +827,9 @@ def make_jp2(path, width: int, height: int, *, bands: int = 3, dtype: str = "uin
     - ``dtype`` "uint8" or "uint16"; ``bits``: precision for uint16 (12 for 12-bit).
     - ``tile``: tile size (int or (width, height)); None for one tile (untiled).
     - ``numres``: resolutions (DWT levels + 1); default: exactly iipsrv's level count.
-    - ``layers``: quality layers; compression ratios ``10·2^k`` down to the last
-      layer, which is lossless (ratio 1) when ``lossless``; ``lossless`` False
-      uses the irreversible 9/7 wavelet.
+    - ``layers``: quality layers; compression ratios ``ratios`` (default
+      ``10·2^k`` down to 10 for the last layer), the last lossless (ratio 1) when
+      ``lossless``; ``lossless`` False uses the irreversible 9/7 wavelet.
     - ``prog``: progression order; ``precincts``: precinct sizes (power-of-two
       sides, the first for the full-resolution level), None for none;
       ``codeblock``: code-block side (default OpenJPEG's 64).
@@ -857,7 +858,9 @@ def make_jp2(path, width: int, height: int, *, bands: int = 3, dtype: str = "uin
         if tw < width or th < height:  # glymur refuses tiles larger than the image
             options["tilesize"] = (min(th, height), min(tw, width))
     if layers > 1 or not lossless:
-        ratios = [10 * 2 ** (layers - 1 - k) for k in range(layers)]
+        ratios = list(ratios or [10 * 2 ** (layers - 1 - k) for k in range(layers)])
+        if len(ratios) != layers:
+            raise ValueError("give one compression ratio per layer")
         if lossless:
             ratios[-1] = 1
         options["cratios"] = ratios
@@ -967,7 +970,8 @@ def make_jp2_set(directory) -> ImageSet:
                        and a virtual 251x176
     ``jp2_virtual``    1410x793, one tile, 1 resolution (no wavelet levels): one real
                        level and virtual 705x397, 353x199, 177x100
-    ``jp2_layers``     1000x700, 256 tiles, 4 quality layers (lossy, 9/7), LRCP
+    ``jp2_layers``     1000x700, 256 tiles, 4 quality layers at 400:1, 40:1, 20:1 and
+                       10:1 (lossy, 9/7), LRCP
     ``jp2_meta``       400x300 with an sRGB ICC profile, 300 dpi capture resolution, XMP
     ``jp2_offset``     600x400 placed at (17, 33) on the reference grid, 128 tiles
     ``j2k``            600x400 raw codestream (``j2k.j2k``)
@@ -989,8 +993,8 @@ def make_jp2_set(directory) -> ImageSet:
     s["jp2_odd"] = make_jp2(d / "jp2_odd.jp2", 1001, 703, numres=2)
     s["jp2_virtual"] = make_jp2(d / "jp2_virtual.jp2", 1410, 793, tile=None, numres=1,
                                 precincts=None)
-    s["jp2_layers"] = make_jp2(d / "jp2_layers.jp2", 1000, 700, layers=4, lossless=False,
-                               prog="LRCP")
+    s["jp2_layers"] = make_jp2(d / "jp2_layers.jp2", 1000, 700, layers=4,
+                               ratios=(400, 40, 20, 10), lossless=False, prog="LRCP")
     s["jp2_meta"] = make_jp2(d / "jp2_meta.jp2", 400, 300, tile=None, icc=True,
                              resolution=(300 / 0.0254, 300 / 0.0254), xmp=SAMPLE_XMP)
     s["jp2_offset"] = make_jp2(d / "jp2_offset.jp2", 600, 400, tile=128, offset=(17, 33))
