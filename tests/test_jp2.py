@@ -4,6 +4,7 @@ metadata and broken files, decoder-level and through the IIP protocol."""
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from images import (
 from PIL import Image
 from wsgi import call, make_app
 
-from iipy.decoders import decoder_for
+from iipy.decoders import decoder_for, openjpeg
 from iipy.decoders.base import quality_layers
 from iipy.decoders.jp2 import Jp2Decoder, box_reduce
 from iipy.decoders.jp2info import iip_level_count, layers_to_decode
@@ -225,35 +226,28 @@ def test_an_offset_image_reads_from_its_own_origin(jp2_images):
     assert np.array_equal(decoder.read_region(0, 100, 50, 64, 40), full[50:90, 100:164])
 
 
-class _Recorder:
-    """Wraps a glymur handle and records the slices each read asks for."""
-
-    def __init__(self, handle, calls):
-        self._handle, self._calls = handle, calls
-
-    def __getitem__(self, index):
-        self._calls.append(index)
-        return self._handle[index]
-
-    def __setattr__(self, name, value):
-        if name.startswith("_"):
-            object.__setattr__(self, name, value)
-        else:
-            setattr(self._handle, name, value)
-
-
 def test_a_read_decodes_only_its_area_at_the_reduce_level(jp2_images, monkeypatch):
     decoder = open_jp2(jp2_images.jp2_rgb)
     calls: list = []
-    handle = decoder._pool._free.pop()
-    decoder._pool._free.append(_Recorder(handle, calls))
+    real = openjpeg.decode_area
+
+    def spy(glymur, source, codec, reduce, layers, area):
+        calls.append((reduce, layers, area))
+        return real(glymur, source, codec, reduce, layers, area)
+
+    monkeypatch.setattr(openjpeg, "decode_area", spy)
     tile = decoder.read_tile(1, 1, 0)  # level 1 (500x350), tile column 1: x 256..500, y 0..256
-    rows, cols = calls[-1]
-    assert (rows.start, rows.stop, rows.step) == (0, 512, 2)
-    assert (cols.start, cols.stop, cols.step) == (512, 1000, 2)  # clipped to the image
+    # the reference-grid area of the box, clipped to the image, at reduce factor 1
+    assert calls == [(1, 0, (512, 0, 1000, 512))]
     assert tile.shape == (256, 244, 3)
     whole = glymur_read(jp2_images.jp2_rgb, 1)
     assert np.array_equal(tile, whole[0:256, 256:500])
+    decoder.read_region(0, 10, 20, 30, 40, layers=1)
+    assert calls[-1] == (0, 0, (10, 20, 40, 60))  # one layer is all this file has
+    layered = open_jp2(jp2_images.jp2_layers)
+    layered.read_region(2, 5, 6, 7, 8, layers=1)
+    layered.read_region(2, 5, 6, 7, 8)
+    assert [c[:2] for c in calls[-2:]] == [(2, 1), (2, 2)]  # LYR=1; default: 2 of 4
 
 
 def glymur_read(path, level: int) -> np.ndarray:
@@ -435,3 +429,21 @@ def test_a_broken_file_raises_corrupt_image_from_the_decoder(jp2_images):
         open_jp2(jp2_images.jp2_truncated).read_tile(2, 0, 0)
     with pytest.raises(CorruptImage):
         decoder_for(str(jp2_images.jp2_badboxes))
+
+
+def test_an_open_image_keeps_reading_the_file_it_opened(jp2_images, tmp_path):
+    path = tmp_path / "replaced.jp2"
+    path.write_bytes(jp2_images.jp2_rgb.read_bytes())
+    decoder = open_jp2(path)
+    replacement = tmp_path / "new.jp2"
+    replacement.write_bytes(jp2_images.jp2_grey16.read_bytes())
+    os.replace(replacement, path)  # a new file at the same path
+    tile = decoder.read_tile(0, 1, 1)
+    assert np.array_equal(tile, jp2_pattern_array(1000, 700)[256:512, 256:512])
+    decoder.close()
+    assert open_jp2(path).info.bands == 1
+
+
+def test_openjpeg_decodes_in_the_calling_thread():
+    glymur = openjpeg.glymur_module()
+    assert glymur.get_option("lib.num_threads") == openjpeg.DECODER_THREADS == 0

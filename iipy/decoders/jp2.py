@@ -12,6 +12,14 @@ Quality layers: ``layers`` in :meth:`Jp2Decoder.read_region` follows
 iipsrv's decoder rule (0 = half of the file's layers rounded up, negative =
 all, n = n).
 
+Each open image keeps one file descriptor (the process's pool of open images
+is the renderer's image cache, MAX_METADATA_CACHE_SIZE): the header is parsed
+and every read is made through it (``/proc/self/fd/N`` where there is one), so
+all reads of an open image see the file version its levels were read from,
+even if the path is replaced meanwhile.  Each read then has its own OpenJPEG
+stream and codec (:func:`.openjpeg.decode_area`), as iipsrv does per tile,
+which also makes concurrent reads safe.
+
 glymur is imported only when a JPEG 2000 file is opened
 (:mod:`.openjpeg`); without OpenJPEG that raises DecoderUnavailable and no
 other format is affected.
@@ -20,10 +28,8 @@ other format is affected.
 from __future__ import annotations
 
 import logging
-import threading
+import os
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -35,56 +41,18 @@ from .jp2info import J2K_SIGNATURE, JP2_SIGNATURE, Structure, describe, layers_t
 
 log = logging.getLogger(__name__)
 
-#: Parsed glymur handles kept per open image.  A handle carries per-read
-#: state (quality layer, decode parameters), so concurrent reads (threaded
-#: HTTP mode, tests) each take their own; a worker process needs one.
-POOL_SIZE = 2
 #: Largest area of the smallest real level decoded to make one virtual-level
 #: box (4096², about 200 MB inside OpenJPEG for RGB).  Only a file with far
 #: too few resolution levels for its size reaches it.
 MAX_VIRTUAL_SOURCE_PIXELS = 1 << 24
 
 
-class _HandlePool:
-    """A few parsed glymur ``Jp2k`` handles of one file, reused across reads.
-
-    glymur reads the file's boxes and codestream header once per handle;
-    each decode then opens a fresh OpenJPEG stream and codec (OpenJPEG
-    cannot decode a second area with a codec it has used on a tiled
-    codestream), exactly as iipsrv does per tile.
-    """
-
-    def __init__(self, glymur: Any, path: str, first: Any, size: int = POOL_SIZE) -> None:
-        self._glymur = glymur
-        self._path = path
-        self._free = [first]
-        self._size = size
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def handle(self) -> Iterator[Any]:
-        with self._lock:
-            jp2 = self._free.pop() if self._free else None
-        if jp2 is None:
-            jp2 = _parse(self._glymur, self._path)
-        try:
-            yield jp2
-        finally:
-            with self._lock:
-                if len(self._free) < self._size:
-                    self._free.append(jp2)
-
-    def close(self) -> None:
-        with self._lock:
-            self._free.clear()
-
-
-def _parse(glymur: Any, path: str) -> Any:
+def _parse(glymur: Any, source: str) -> Any:
     """A glymur handle with its codestream header parsed; CorruptImage if unreadable."""
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            jp2 = glymur.Jp2k(path)
+            jp2 = glymur.Jp2k(source)
             jp2.codestream  # noqa: B018 - parses a raw codestream's header now
         for warning in caught:
             log.debug("glymur: %s", warning.message)
@@ -92,8 +60,14 @@ def _parse(glymur: Any, path: str) -> Any:
     except (IIPyError, MemoryError):
         raise
     except Exception as exc:
-        log.warning("JPEG 2000 structure unreadable (%s): %s", path, exc)
+        log.warning("JPEG 2000 structure unreadable (%s): %s", source, exc)
         raise CorruptImage("JPEG 2000 file structure could not be read") from exc
+
+
+def _pinned(path: str, fd: int) -> str:
+    """A name that opens the very file behind ``fd`` (Linux), else the path."""
+    proc = f"/proc/self/fd/{fd}"
+    return proc if os.path.exists(proc) else path
 
 
 class Jp2Decoder(Decoder):
@@ -106,20 +80,27 @@ class Jp2Decoder(Decoder):
         return head[:12] == JP2_SIGNATURE or head[:4] == J2K_SIGNATURE
 
     def __init__(self, path: str) -> None:
-        glymur = openjpeg.glymur_module()
+        self._glymur = openjpeg.glymur_module()
         self.path = path
-        first = _parse(glymur, path)
+        self._fd = os.open(path, os.O_RDONLY)
         try:
-            structure = describe(first)
-        except (IIPyError, MemoryError):
+            self._source = _pinned(path, self._fd)
+            head = os.pread(self._fd, 4, 0)
+            self._codec = openjpeg.CODEC_J2K if head == J2K_SIGNATURE else openjpeg.CODEC_JP2
+            jp2 = _parse(self._glymur, self._source)
+            try:
+                structure = describe(jp2)
+            except (IIPyError, MemoryError):
+                raise
+            except Exception as exc:  # glymur objects of an unexpected shape
+                log.warning("JPEG 2000 header not understood (%s): %s", path, exc)
+                raise CorruptImage("JPEG 2000 file structure could not be read") from exc
+        except BaseException:
+            os.close(self._fd)
             raise
-        except Exception as exc:  # glymur objects of an unexpected shape
-            log.warning("JPEG 2000 header not understood (%s): %s", path, exc)
-            raise CorruptImage("JPEG 2000 file structure could not be read") from exc
         self._structure: Structure = structure
         self.info = structure.info
-        self._pool = _HandlePool(glymur, path, first)
-        self._errors = (glymur.lib.openjp2.OpenJPEGLibraryError, RuntimeError, OSError)
+        self._errors = (self._glymur.lib.openjp2.OpenJPEGLibraryError, OSError)
 
     @property
     def real_levels(self) -> int:
@@ -156,30 +137,31 @@ class Jp2Decoder(Decoder):
         (ox, oy), (ex, ey) = self._structure.origin, self._structure.end
         step = 1 << level
         ax, ay = -(-ox // step) + left, -(-oy // step) + top  # box origin at level, absolute
-        x0, y0 = max(ax * step, ox), max(ay * step, oy)
-        x1, y1 = min((ax + width) * step, ex), min((ay + height) * step, ey)
+        area = (
+            max(ax * step, ox),
+            max(ay * step, oy),
+            min((ax + width) * step, ex),
+            min((ay + height) * step, ey),
+        )
         available = self.info.quality_layers
         wanted = layers_to_decode(layers, available)
-        with self._pool.handle() as jp2:
-            try:
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    jp2.layer = 0 if wanted >= available else wanted  # 0: all layers
-                    data = jp2[y0:y1:step, x0:x1:step]
-            except MemoryError:
-                raise
-            except self._errors as exc:
-                log.warning("JPEG 2000 decode failed (%s, level %d): %s", self.path, level, exc)
-                raise CorruptImage("JPEG 2000 data could not be decoded") from exc
-            except (ValueError, TypeError) as exc:
-                log.warning("JPEG 2000 decode refused (%s): %s", self.path, exc)
-                raise UnsupportedImage("JPEG 2000 data of this kind is not supported") from exc
-        for warning in caught:
-            log.debug("OpenJPEG (%s): %s", self.path, warning.message)
-        if not isinstance(data, np.ndarray):  # glymur returns a list for unequal components
-            raise UnsupportedImage("JPEG 2000 components of different sizes are not supported")
-        if data.ndim == 2:
-            data = data[:, :, None]
+        try:
+            data = openjpeg.decode_area(
+                self._glymur,
+                self._source,
+                self._codec,
+                level,
+                0 if wanted >= available else wanted,  # 0: all layers
+                area,
+            )
+        except MemoryError:
+            raise
+        except self._errors as exc:
+            log.warning("JPEG 2000 decode failed (%s, level %d): %s", self.path, level, exc)
+            raise CorruptImage("JPEG 2000 data could not be decoded") from exc
+        except ValueError as exc:
+            log.warning("JPEG 2000 decode refused (%s): %s", self.path, exc)
+            raise UnsupportedImage(f"JPEG 2000 data of this kind is not supported ({exc})") from exc
         if data.shape != (height, width, self.info.bands):
             log.warning(
                 "JPEG 2000 decode of %s gave %s, expected %s",
@@ -193,7 +175,10 @@ class Jp2Decoder(Decoder):
         return data
 
     def close(self) -> None:
-        self._pool.close()
+        try:
+            os.close(self._fd)
+        except OSError:
+            pass
 
 
 def box_reduce(pixels: np.ndarray, factor: int) -> np.ndarray:
