@@ -824,7 +824,8 @@ def make_jp2(path, width: int, height: int, *, bands: int = 3, dtype: str = "uin
     """Write a JPEG 2000 image of the gradient pattern and return its path.
 
     - ``bands``: 1 (grey), 3 (RGB) (2 and 4 work too, without a channel definition box).
-    - ``dtype`` "uint8" or "uint16"; ``bits``: precision for uint16 (12 for 12-bit).
+    - ``dtype`` "uint8", "uint16" or "int16" (signed samples); ``bits``: precision
+      for uint16 (12 for 12-bit).
     - ``tile``: tile size (int or (width, height)); None for one tile (untiled).
     - ``numres``: resolutions (DWT levels + 1); default: exactly iipsrv's level count.
     - ``layers``: quality layers; compression ratios ``ratios`` (default
@@ -845,8 +846,8 @@ def make_jp2(path, width: int, height: int, *, bands: int = 3, dtype: str = "uin
     path = Path(path)
     if kind not in JP2_KINDS:
         raise ValueError(f"kind must be one of {JP2_KINDS}")
-    if dtype not in ("uint8", "uint16"):
-        raise ValueError("JPEG 2000 test images are uint8 or uint16")
+    if dtype not in ("uint8", "uint16", "int16"):
+        raise ValueError("JPEG 2000 test images are uint8, uint16 or int16")
     array = jp2_pattern_array(width, height, bands, dtype, bits, pattern)
     options: dict = {
         "numres": numres or jp2_level_count(width, height),
@@ -872,14 +873,18 @@ def make_jp2(path, width: int, height: int, *, bands: int = 3, dtype: str = "uin
         options["grid_offset"] = (offset[1], offset[0])
     data = array[:, :, 0] if bands == 1 else array
     target = path.with_suffix(".j2k") if kind == "j2k" else path
-    writer = glymur.Jp2k if bits in (None, 8, 16) else _precision_writer(bits)
+    signed = dtype == "int16"
+    if bits in (None, 8, 16) and not signed:
+        writer = glymur.Jp2k
+    else:
+        writer = _precision_writer(bits or 16, signed)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "codestream.j2k"
         codestream = writer(raw, data=data, **options)
         if kind == "j2k":
             target.write_bytes(raw.read_bytes())
             return target
-        header = [jp2box.ImageHeaderBox(height, width, num_components=bands,
+        header = [jp2box.ImageHeaderBox(height, width, num_components=bands, signed=signed,
                                         bits_per_component=bits or (8 if dtype == "uint8" else 16))]
         if icc:
             profile = srgb_profile() if icc is True else bytes(icc)
@@ -910,15 +915,20 @@ def make_jp2(path, width: int, height: int, *, bands: int = 3, dtype: str = "uin
 _XMP_UUID = UUID("be7acfcb-97a9-42e8-9c71-999491e3afac")
 
 
-def _precision_writer(bits: int):
-    """A glymur.Jp2k that declares ``bits`` as the samples' precision when writing."""
+def _precision_writer(bits: int, signed: bool = False):
+    """A glymur.Jp2k that declares ``bits`` (and signedness) for the samples when writing."""
     import glymur
 
     class PrecisionJp2k(glymur.Jp2k):
+        def _validate_image_datatype(self, img_array):
+            if not (signed and img_array.dtype == np.int16):
+                super()._validate_image_datatype(img_array)
+
         def _populate_comptparms(self, img_array):
             super()._populate_comptparms(img_array)
             for component in self._comptparms:
                 component.prec = component.bpp = bits
+                component.sgnd = int(signed)
 
     return PrecisionJp2k
 

@@ -447,3 +447,53 @@ def test_an_open_image_keeps_reading_the_file_it_opened(jp2_images, tmp_path):
 def test_openjpeg_decodes_in_the_calling_thread():
     glymur = openjpeg.glymur_module()
     assert glymur.get_option("lib.num_threads") == openjpeg.DECODER_THREADS == 0
+
+
+def test_signed_sixteen_bit_samples_keep_their_sign(app, image_dir):
+    path = make_jp2(image_dir / "jp2_int16.jp2", 400, 300, bands=1, dtype="int16", tile=None)
+    decoder = open_jp2(path)
+    info = decoder.info
+    assert (info.bits, info.sample_format) == (16, SampleFormat.INT)
+    assert (info.min_values, info.max_values) == ((-32768.0,), (32767.0,))
+    pixels = decoder.read_region(0, 0, 0, 400, 300)
+    assert pixels.dtype == np.int16 and pixels.min() < 0
+    assert np.array_equal(pixels, jp2_pattern_array(400, 300, 1, "int16"))
+    # normalised from [-32768, 32767] to 8 bits for output, like a TIFF of that type
+    tile = np.asarray(Image.open(io.BytesIO(call(app, "FIF=jp2_int16.jp2&JTL=1,0").body)))
+    expected = (jp2_pattern_array(400, 300, 1, "int16")[:256, :256, 0] + 32768.0) / 65535 * 255
+    assert np.abs(tile.astype(float) - expected).mean() < 3
+
+
+def test_rgba_images_are_served_without_their_alpha(tmp_path):
+    path = make_jp2(tmp_path / "rgba.jp2", 300, 200, bands=4)
+    decoder = open_jp2(path)
+    assert decoder.info.bands == 4
+    assert np.array_equal(decoder.read_region(0, 0, 0, 300, 200), jp2_pattern_array(300, 200, 4))
+    app = make_app(FILESYSTEM_PREFIX=str(tmp_path) + "/")
+    tile = Image.open(io.BytesIO(call(app, "FIF=rgba.jp2&JTL=1,0").body))
+    assert (tile.mode, tile.size) == ("RGB", (256, 200))
+
+
+def test_palette_images_are_served_in_their_palette_s_colours(tmp_path):
+    import glymur
+    from glymur import jp2box
+
+    rng = np.random.default_rng(3)
+    indices = rng.integers(0, 16, (120, 200), dtype=np.uint8)
+    palette = rng.integers(0, 256, (16, 3), dtype=np.uint8)
+    raw = glymur.Jp2k(tmp_path / "indices.j2k", data=indices, numres=2)
+    header = jp2box.JP2HeaderBox(box=[
+        jp2box.ImageHeaderBox(120, 200, num_components=1),
+        jp2box.ColourSpecificationBox(colorspace=glymur.core.SRGB),
+        jp2box.PaletteBox(palette, bits_per_component=(8, 8, 8), signed=(False,) * 3),
+        jp2box.ComponentMappingBox(component_index=(0, 0, 0), mapping_type=(1, 1, 1),
+                                   palette_index=(0, 1, 2)),
+    ])
+    boxes = [jp2box.JPEG2000SignatureBox(), jp2box.FileTypeBox(), header,
+             jp2box.ContiguousCodestreamBox()]
+    path = tmp_path / "palette.jp2"
+    raw.wrap(path, boxes=boxes)
+    decoder = open_jp2(path)
+    assert (decoder.info.bands, decoder.info.bits, decoder.info.colour_space) == (
+        3, 8, ColourSpace.SRGB)
+    assert np.array_equal(decoder.read_region(0, 0, 0, 200, 120), palette[indices])
