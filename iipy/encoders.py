@@ -19,11 +19,14 @@ def encode(
     quality: int,
     icc: bytes | None = None,
     dpi: tuple[float, float] | None = None,
+    xmp: bytes | None = None,
 ) -> bytes:
     """Encode a (height, width, bands) uint8 array.
 
     ``quality``: JPEG and WebP 1-100 (WebP below 1 = lossless), PNG the zlib
-    level 0-9.  ``dpi`` is in pixels per inch.
+    level 0-9.  ``dpi`` is in pixels per inch.  ``xmp`` (an XMP packet) goes
+    into JPEG APP1, a PNG ``XML:com.adobe.xmp`` iTXt chunk, WebP's XMP chunk
+    or TIFF tag 700.
     """
     height, width, bands = pixels.shape
     if bands not in _MODES:
@@ -35,6 +38,8 @@ def encode(
         options["icc_profile"] = icc
     if dpi:
         options["dpi"] = (round(dpi[0], 3), round(dpi[1], 3))
+    if xmp:
+        _add_xmp(options, fmt, xmp)
     out = io.BytesIO()
     if fmt is OutputFormat.JPEG:
         image.save(out, "JPEG", quality=max(1, min(100, quality)), **options)
@@ -50,3 +55,28 @@ def encode(
     else:  # pragma: no cover - enum is closed
         raise IIPyError(f"unknown output format {fmt}")
     return out.getvalue()
+
+
+#: JPEG APP1 segments hold at most 65533 bytes; the XMP namespace header takes 29
+MAX_JPEG_XMP = 65504
+
+
+def _add_xmp(options: dict[str, object], fmt: OutputFormat, xmp: bytes) -> None:
+    if fmt is OutputFormat.JPEG:
+        if len(xmp) <= MAX_JPEG_XMP:
+            options["xmp"] = xmp
+    elif fmt is OutputFormat.WEBP:
+        options["xmp"] = xmp
+    elif fmt is OutputFormat.PNG:
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace"), zip=False)
+        options["pnginfo"] = info
+    elif fmt is OutputFormat.TIFF:
+        from PIL.TiffImagePlugin import ImageFileDirectory_v2
+
+        ifd = ImageFileDirectory_v2()
+        ifd[700] = xmp
+        ifd.tagtype[700] = 1  # BYTE
+        options["tiffinfo"] = ifd

@@ -12,7 +12,8 @@ import logging
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from ..errors import BadRequest, IIPError
 from ..geometry import cvt_output_size
@@ -21,7 +22,7 @@ from ..models import OutputFormat, Processing, View
 from ..paths import PathResolver, url_decode
 from ..render import ImageRecord, Renderer
 from ..settings import Settings
-from . import iipobj
+from . import iipobj, iipproc
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +94,10 @@ class IIPProtocol:
             "hei": self._hei,
             "rgn": self._rgn,
             "qlt": self._qlt,
-            "cnt": self._cnt,
-            "gam": self._gam,
-            "inv": self._inv,
             "sds": self._sds,
         }
+        for name, setter in iipproc.SETTERS.items():
+            self.commands[name] = self._processing_setter(setter)
 
     # -- entry point ------------------------------------------------------
 
@@ -216,16 +216,16 @@ class IIPProtocol:
     def _qlt(self, state: _State, argument: str, sent: str) -> None:
         state.quality = c_int(argument, "QLT")
 
-    def _cnt(self, state: _State, argument: str, sent: str) -> None:
-        value = c_float(argument, "CNT")
-        state.processing = replace(state.processing, contrast=value)
+    @staticmethod
+    def _processing_setter(
+        setter: Callable[[Processing, str], Processing],
+    ) -> Callable[[_State, str, str], None]:
+        """CNT, GAM, INV, CMP, CTW, COL, MINMAX, SHD, CNV, ROT (see iipproc)."""
 
-    def _gam(self, state: _State, argument: str, sent: str) -> None:
-        value = c_float(argument, "GAM")
-        state.processing = replace(state.processing, gamma=value)
+        def handler(state: _State, argument: str, sent: str) -> None:
+            state.processing = setter(state.processing, argument)
 
-    def _inv(self, state: _State, argument: str, sent: str) -> None:
-        state.processing = replace(state.processing, invert=True)
+        return handler
 
     def _sds(self, state: _State, argument: str, sent: str) -> None:
         """Sequence angles: a single image has only the default view (0, 90)."""
@@ -243,6 +243,11 @@ class IIPProtocol:
         if resolution < 0 or tile < 0:
             raise BadRequest(f"{sent}: resolution and tile must not be negative")
         fmt = TILE_FORMATS[sent.lower()]
+        if state.processing.rotation == 180 and 0 <= resolution < record.info.resolutions:
+            # §2.19: a half turn also turns the grid (90/270 only turn each tile)
+            count = record.info.level_for_resolution(resolution)[1].tile_count
+            if tile < count:
+                tile = count - 1 - tile
         view = View(
             record.path,
             "tile",
@@ -271,13 +276,13 @@ class IIPProtocol:
         )
         view = View(record.path, "region", fmt, state.quality, processing=state.processing)
         body = self.renderer.region(view, state.region, width, height)
-        stem = os.path.basename(state.fif).rsplit(".", 1)[0] or "image"
-        stem = stem.replace('"', "").replace("\\", "")
+        kind = "attachment" if state.request.method == "POST" else "inline"
+        disposition = content_disposition(kind, state.fif, fmt.extension)
         state.output = Response(
             200,
             body,
             fmt.mime,
-            headers=[("Content-Disposition", f'inline;filename="{stem}.{fmt.extension}"')],
+            headers=[("Content-Disposition", disposition)],
             last_modified=record.mtime,
             etag=state.etag,
         )
@@ -301,3 +306,22 @@ def tokenize(query: str) -> list[tuple[str, str, str]]:
             continue
         out.append((name.lower(), argument, name))
     return out
+
+
+def content_disposition(kind: str, fif: str, extension: str) -> str:
+    """``inline;filename="rgb.jpg"`` (iipsrv 1.1's form) for image ``…/rgb.tif``.
+
+    The name is the FIF's last path segment up to its last dot.  Characters
+    a quoted header value cannot carry (quotes, backslashes, controls,
+    non-ASCII) become ``_``, and the exact name is added as an RFC 6266
+    ``filename*`` when it had any.
+    """
+    stem = os.path.basename(fif.replace("\\", "/"))
+    stem = stem.rsplit(".", 1)[0] if "." in stem else stem
+    stem = stem or "image"
+    name = f"{stem}.{extension}"
+    safe = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name)
+    value = f'{kind};filename="{safe}"'
+    if safe != name:
+        value += "; filename*=UTF-8''" + quote(name.encode("utf-8", "surrogateescape"), safe="")
+    return value
