@@ -149,7 +149,7 @@ class Application:
             headers.append(("Content-Type", response.content_type))
         if response.last_modified is not None:
             headers.append(("Last-Modified", http_date(response.last_modified)))
-        if response.etag:
+        if response.etag and not self._varies(response):
             headers.append(("ETag", response.etag))
         ok = response.status < 400
         cache = self.settings.cache_control if ok and response.cacheable else "no-cache"
@@ -161,6 +161,14 @@ class Application:
             headers.append(("Content-Length", str(len(response.body))))
         status = f"{response.status} {REASONS.get(response.status, 'Unknown')}"
         return status, headers
+
+
+    def _varies(self, response: Response) -> bool:
+        """A watermarked image differs on every request (random placement), so
+        it gets no ETag: a validator would claim the bytes are the same.
+        Last-Modified and Cache-Control stay, as in iipsrv 1.3, so browsers
+        may still keep (a marked copy of) a tile."""
+        return self.renderer.watermarking and response.content_type.startswith("image/")
 
 
 def _read_body(environ: dict) -> str:

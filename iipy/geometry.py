@@ -32,7 +32,10 @@ def cvt_output_size(
     WID only keeps the region's aspect, likewise HEI; both give a bounding
     box; neither gives the full image size (even for a region: the protocol's
     long-standing behaviour).  MAX_CVT then bounds the larger side, keeping
-    the aspect; ALLOW_UPSCALING=0 bounds each side by the full image.
+    the aspect (MAX_CVT -1: no limit).  ALLOW_UPSCALING=0 bounds the output
+    by the full image size, keeping the aspect (iipsrv clamps each side on
+    its own, which distorts a wide region: 2000×140 would become 1000×140
+    where iipy gives 1000×70).
     """
     full_w, full_h = info.width, info.height
     _, _, fw, fh = region
@@ -55,20 +58,37 @@ def cvt_output_size(
             width, height = c_round(max_cvt * ratio), max_cvt
         else:
             width = height = max_cvt
-    if not allow_upscaling:
+    if not allow_upscaling and (width > full_w or height > full_h):
+        if width / full_w >= height / full_h:
+            width, height = full_w, c_round(full_w / ratio)
+        else:
+            width, height = c_round(full_h * ratio), full_h
         width, height = min(width, full_w), min(height, full_h)
     return max(1, width), max(1, height)
 
 
 def choose_level(info: ImageInfo, region: Fractions, width: int, height: int) -> int:
-    """Native index of the smallest level whose region is at least the output size."""
+    """Native index of the level an export is decoded from (iipsrv 1.3, §5.3).
+
+    For each axis, the target is ``floor(output / region fraction)`` (the
+    full-image size the output corresponds to); walk down from the full
+    resolution while the next level is still at least the target.  The
+    larger of the two axes' levels wins, so the region at that level is at
+    least the output size on both sides (less than twice it, for halving
+    pyramids).  HEAD's post-1.3 rewrite, which decodes plain CVTs from the
+    smallest level, is not followed.
+    """
     _, _, fw, fh = region
-    chosen = 0
-    for index, level in enumerate(info.levels):
-        if level.width * fw + 1e-9 >= width and level.height * fh + 1e-9 >= height:
-            chosen = index
-        else:
-            break
+    chosen = len(info.levels) - 1
+    for out, fraction, size in ((width, fw, 0), (height, fh, 1)):
+        target = max(1, math.floor(out / fraction)) if fraction > 0 else 1
+        native = 0
+        while native + 1 < len(info.levels):
+            lv = info.levels[native + 1]
+            if (lv.width, lv.height)[size] < target:
+                break
+            native += 1
+        chosen = min(chosen, native)
     return chosen
 
 
