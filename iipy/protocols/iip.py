@@ -15,12 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from ..errors import BadRequest, IIPError
+from ..errors import BadRequest, IIPError, NotFound
 from ..geometry import cvt_output_size
 from ..http import NotModified, Request, Response, make_etag, not_modified
 from ..models import OutputFormat, Processing, View
 from ..paths import PathResolver, url_decode
 from ..render import ImageRecord, Renderer
+from ..sequences import DEFAULT_ANGLES, Sequence, find_sequence
 from ..settings import Settings
 from . import iipobj, iipproc
 
@@ -75,6 +76,8 @@ class _State:
     content_type: str = IIP_TYPE
     errors: list[IIPError] = field(default_factory=list)
     output: Response | None = None
+    sequence: Sequence | None = None  # FIF named an image sequence (§11.6)
+    angles: tuple[int, int] = DEFAULT_ANGLES  # SDS
 
 
 class IIPProtocol:
@@ -154,10 +157,21 @@ class IIPProtocol:
 
     def _fif(self, state: _State, argument: str, sent: str) -> None:
         requested = url_decode(argument)
-        path = self.resolver.resolve(requested)
-        record = self.renderer.open(path)
-        state.image = record
+        state.sequence = None
+        try:
+            record = self.renderer.open(self.resolver.resolve(requested))
+        except NotFound:
+            sequence = find_sequence(self.resolver, requested, self.settings.filename_pattern)
+            if sequence is None:
+                raise
+            state.sequence = sequence
+            record = self.renderer.open(sequence.path(*state.angles))
         state.fif = requested
+        self._select(state, record)
+
+    def _select(self, state: _State, record: ImageRecord) -> None:
+        """Make ``record`` the request's image; answer 304 if the client has it."""
+        state.image = record
         state.etag = make_etag(record.stamp, state.request.query, self.fingerprint)
         request = state.request
         if not_modified(
@@ -184,6 +198,12 @@ class IIPProtocol:
             state.lines.extend(handler(None, False))  # type: ignore[arg-type]
             return
         record = self._need_image(state, name)
+        if state.sequence is not None and name in ("horizontal-views", "vertical-views"):
+            views = (state.sequence.horizontal_views if name.startswith("h")
+                     else state.sequence.vertical_views)
+            label = "Horizontal-views" if name.startswith("h") else "Vertical-views"
+            state.lines.append(f"{label}:" + " ".join(str(v) for v in views))
+            return
         state.lines.extend(handler(record.info, state.processing.rotation in (90, 270)))
         if name == "metadata":
             state.content_type = "application/json"
@@ -228,9 +248,17 @@ class IIPProtocol:
         return handler
 
     def _sds(self, state: _State, argument: str, sent: str) -> None:
-        """Sequence angles: a single image has only the default view (0, 90)."""
-        for part in argument.split(",")[:2]:
-            c_int(part, "SDS")
+        """SDS=x[,y]: the angles of an image sequence (y stays 90 when not given).
+
+        A single image has only the default view; the angles are accepted
+        and ignored for it, as iipsrv does.
+        """
+        parts = argument.split(",")
+        x = c_int(parts[0], "SDS")
+        y = c_int(parts[1], "SDS") if len(parts) > 1 and parts[1].strip() else state.angles[1]
+        state.angles = (x, y)
+        if state.sequence is not None:
+            self._select(state, self.renderer.open(state.sequence.path(x, y)))
 
     # -- outputs ----------------------------------------------------------
 
