@@ -55,6 +55,7 @@ from .tiffdir import (
     TAG_Y_RES,
     read_structure,
 )
+from .tiffraw import RawTiles, lab8_to_float
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,9 @@ def _default_max(fmt: SampleFormat, bits: int) -> float:
 class _LevelSource:
     """Where one pyramid level lives in the file."""
 
-    __slots__ = ("ifd", "page", "subifd", "image", "region", "dtype", "offsets", "counts", "jpeg")
+    __slots__ = (
+        "ifd", "page", "subifd", "image", "region", "dtype", "offsets", "counts", "jpeg", "raw"
+    )
 
     def __init__(self, ifd: IFD, page: int, subifd: int) -> None:
         self.ifd = ifd
@@ -108,6 +111,7 @@ class _LevelSource:
         self.offsets = ifd.ints(TAG_TILE_OFFSETS)
         self.counts = ifd.ints(TAG_TILE_BYTE_COUNTS)
         self.jpeg = _passthrough(ifd)
+        self.raw: RawTiles | None = None  # tiles libvips cannot read (8-bit CIELAB)
 
 
 class TiffDecoder(Decoder):
@@ -152,6 +156,9 @@ class TiffDecoder(Decoder):
                 kept.append(source)
         self._levels = kept
         self.info = self._describe(first)
+        if self.info.colour_space is ColourSpace.CIELAB and self.info.bits == 8:
+            for source in kept:
+                source.raw = RawTiles(self._fd, source.ifd)
         for source in kept:
             self._check_level(source)
 
@@ -247,8 +254,11 @@ class TiffDecoder(Decoder):
                 image = pyvips.Image.tiffload(
                     self.path, access="random", revalidate=True, **where
                 )
+                # CIELAB reaches the renderer as float L*a*b* whatever the storage
                 if image.get_typeof("interpretation") and image.interpretation == "labq":
                     image = image.LabQ2Lab()
+                elif image.get_typeof("interpretation") and image.interpretation == "labs":
+                    image = image.LabS2Lab()
                 source.image = image
                 source.region = pyvips.Region.new(image)
                 source.dtype = np.dtype(_VIPS_FORMAT[image.format])
@@ -261,6 +271,9 @@ class TiffDecoder(Decoder):
     def read_region(self, level: int, left: int, top: int, width: int, height: int) -> np.ndarray:
         import pyvips
 
+        raw = self._levels[level].raw
+        if raw is not None:
+            return lab8_to_float(raw.region(left, top, width, height))
         source = self._source(level)
         try:
             data = source.region.fetch(left, top, width, height)
