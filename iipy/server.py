@@ -112,8 +112,11 @@ def serve_fastcgi(app: Application, sock: socket.socket) -> None:
     fastcgi.serve(app, sock, lambda: worker.running, POLL_SECONDS, peers)
 
 
-def serve_http(app: Application, sock: socket.socket) -> None:
-    """Serve plain HTTP/1.0 on ``sock`` in this process (standalone mode)."""
+def serve_http(app: Application, sock: socket.socket, wsgi: Callable | None = None) -> None:
+    """Serve plain HTTP/1.0 on ``sock`` in this process (standalone mode).
+
+    ``wsgi`` wraps the application when given (the demo adds a viewer page).
+    """
     from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
     worker = _Worker(app)
@@ -128,7 +131,7 @@ def serve_http(app: Application, sock: socket.socket) -> None:
             query = environ.get("QUERY_STRING", "")
             path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
             environ["REQUEST_URI"] = path + ("?" + query if query else "")
-        return app(environ, start_response)
+        return (wsgi or app)(environ, start_response)
 
     server = WSGIServer(sock.getsockname(), Quiet, bind_and_activate=False)
     server.socket.close()

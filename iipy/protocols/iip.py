@@ -159,7 +159,8 @@ class IIPProtocol:
         requested = url_decode(argument)
         state.sequence = None
         try:
-            record = self.renderer.open(self.resolver.resolve(requested))
+            path, st = self.resolver.locate(requested)
+            record = self.renderer.open(path, st)
         except NotFound:
             sequence = find_sequence(self.resolver, requested, self.settings.filename_pattern)
             if sequence is None:
@@ -284,6 +285,7 @@ class IIPProtocol:
             resolution,
             tile,
             state.processing,
+            record.stamp,
         )
         state.output = Response(
             200,
@@ -302,7 +304,10 @@ class IIPProtocol:
         width, height = cvt_output_size(
             record.info, state.region, state.wid, state.hei, s.max_cvt, s.allow_upscaling
         )
-        view = View(record.path, "region", fmt, state.quality, processing=state.processing)
+        view = View(
+            record.path, "region", fmt, state.quality, processing=state.processing,
+            stamp=record.stamp,
+        )
         body = self.renderer.region(view, state.region, width, height)
         kind = "attachment" if state.request.method == "POST" else "inline"
         disposition = content_disposition(kind, state.fif, fmt.extension)

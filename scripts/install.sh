@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install what iipy needs on Debian (12 or later) into ./.venv.
+#   scripts/install.sh          the server alone
+#   scripts/install.sh test     also the real components the tests start: lighttpd,
+#                               Apache with mod_fcgid, Debian's iipsrv 1.1 (the reference)
+# Uses sudo for apt-get when not run as root. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+
+packages="python3 python3-venv python3-pip libopenjp2-7"
+if [ "${1:-}" = "test" ]; then
+  packages="$packages lighttpd apache2 libapache2-mod-fcgid iipimage-server libopenjp2-tools"
+fi
+missing=""
+for p in $packages; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "installing Debian packages:$missing"
+  $sudo apt-get update -qq
+  # no services started by package scripts: the tests start their own on free ports
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+  $sudo chmod +x /usr/sbin/policy-rc.d
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing
+  $sudo rm -f /usr/sbin/policy-rc.d
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+extra=""
+if [ "${1:-}" = "test" ]; then extra="[test]"; fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".$extra"
