@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import io
+import struct
 
 import numpy as np
 from PIL import Image
 
 from .errors import IIPyError
+from .jpegmarkers import icc_app2
 from .models import OutputFormat
 
 _MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+try:  # libjpeg-turbo straight from numpy: ~1.7x faster than Pillow for a tile
+    import simplejpeg as _simplejpeg
+except ImportError:  # pragma: no cover - Pillow is the fallback
+    _simplejpeg = None
 
 
 def encode(
@@ -38,6 +45,8 @@ def encode(
         options["icc_profile"] = icc
     if dpi:
         options["dpi"] = (round(dpi[0], 3), round(dpi[1], 3))
+    if fmt is OutputFormat.JPEG and not xmp and _simplejpeg is not None and bands in (1, 3):
+        return _fast_jpeg(pixels, max(1, min(100, quality)), icc, dpi)
     if xmp:
         _add_xmp(options, fmt, xmp)
     out = io.BytesIO()
@@ -80,3 +89,23 @@ def _add_xmp(options: dict[str, object], fmt: OutputFormat, xmp: bytes) -> None:
         ifd[700] = xmp
         ifd.tagtype[700] = 1  # BYTE
         options["tiffinfo"] = ifd
+
+
+def _fast_jpeg(
+    pixels: np.ndarray, quality: int, icc: bytes | None, dpi: tuple[float, float] | None
+) -> bytes:
+    """Baseline JPEG as Pillow writes it (libjpeg's tables scaled by quality,
+    4:2:0 for colour, a JFIF APP0), with the density and ICC segments added."""
+    colour = "GRAY" if pixels.shape[2] == 1 else "RGB"
+    data = _simplejpeg.encode_jpeg(
+        np.ascontiguousarray(pixels), quality=quality, colorspace=colour, colorsubsampling="420"
+    )
+    if data[2:4] != b"\xff\xe0" or data[6:11] != b"JFIF\0":
+        raise IIPyError("JPEG encoder wrote no JFIF header")
+    app0_end = 4 + struct.unpack(">H", data[4:6])[0]
+    head = bytearray(data[:app0_end])
+    if dpi:
+        x, y = (max(1, min(65535, int(round(v)))) for v in dpi)
+        head[13] = 1  # dots per inch
+        head[14:18] = struct.pack(">HH", x, y)
+    return bytes(head) + (icc_app2(icc) if icc else b"") + data[app0_end:]

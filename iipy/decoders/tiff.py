@@ -59,6 +59,11 @@ from .tiffraw import RawTiles, lab8_to_float
 
 log = logging.getLogger(__name__)
 
+try:  # libjpeg-turbo without Pillow's or libvips' per-call overhead (optional)
+    import simplejpeg as _simplejpeg
+except ImportError:  # pragma: no cover - the fallback is libvips
+    _simplejpeg = None
+
 COMPRESSION_JPEG = 7
 PHOTOMETRIC_MINISWHITE = 0
 PHOTOMETRIC_MINISBLACK = 1
@@ -286,12 +291,37 @@ class TiffDecoder(Decoder):
         return array.reshape(height, width, bands)
 
     def raw_tile(self, level: int, column: int, row: int) -> bytes | None:
+        lv = self.info.levels[level]
+        if (column + 1) * lv.tile_width > lv.width or (row + 1) * lv.tile_height > lv.height:
+            return None  # edge tile: stored padded, must be decoded and cropped
+        return self._stored_jpeg(level, column, row)
+
+    def read_tile(self, level: int, column: int, row: int) -> np.ndarray:
+        """One tile; JPEG tiles are decoded straight from their stored bytes
+        with libjpeg-turbo (simplejpeg) when available — about twice as fast as
+        a libvips region for a single tile — and cropped at the edges."""
+        source = self._levels[level]
+        if _simplejpeg is not None and source.jpeg is not None and source.raw is None:
+            data = self._stored_jpeg(level, column, row)
+            if data is not None:
+                bands = self.info.bands
+                try:
+                    array = _simplejpeg.decode_jpeg(data, colorspace="GRAY" if bands == 1
+                                                    else "RGB")
+                except ValueError:
+                    array = None  # let libvips try (and report) it
+                if array is not None:
+                    _, _, width, height = self.info.levels[level].tile_box(column, row)
+                    if array.shape[0] >= height and array.shape[1] >= width:
+                        return array[:height, :width]
+        return super().read_tile(level, column, row)
+
+    def _stored_jpeg(self, level: int, column: int, row: int) -> bytes | None:
+        """A stored JPEG tile (padded at the edges) as a stand-alone JPEG."""
         source = self._levels[level]
         if source.jpeg is None:
             return None
         lv = self.info.levels[level]
-        if (column + 1) * lv.tile_width > lv.width or (row + 1) * lv.tile_height > lv.height:
-            return None  # edge tile: stored padded, must be decoded and cropped
         index = row * lv.columns + column
         if index >= len(source.offsets) or index >= len(source.counts):
             return None
