@@ -38,6 +38,8 @@ def encode(
     height, width, bands = pixels.shape
     if bands not in _MODES:
         raise IIPyError(f"cannot encode {bands} bands")
+    if fmt is OutputFormat.JPEG and _simplejpeg is not None and bands in (1, 3):
+        return _fast_jpeg(pixels, max(1, min(100, quality)), icc, dpi, xmp)
     array = pixels[:, :, 0] if bands == 1 else pixels
     image = Image.fromarray(np.ascontiguousarray(array))
     options: dict[str, object] = {}
@@ -45,8 +47,6 @@ def encode(
         options["icc_profile"] = icc
     if dpi:
         options["dpi"] = (round(dpi[0], 3), round(dpi[1], 3))
-    if fmt is OutputFormat.JPEG and not xmp and _simplejpeg is not None and bands in (1, 3):
-        return _fast_jpeg(pixels, max(1, min(100, quality)), icc, dpi)
     if xmp:
         _add_xmp(options, fmt, xmp)
     out = io.BytesIO()
@@ -92,10 +92,16 @@ def _add_xmp(options: dict[str, object], fmt: OutputFormat, xmp: bytes) -> None:
 
 
 def _fast_jpeg(
-    pixels: np.ndarray, quality: int, icc: bytes | None, dpi: tuple[float, float] | None
+    pixels: np.ndarray,
+    quality: int,
+    icc: bytes | None,
+    dpi: tuple[float, float] | None,
+    xmp: bytes | None = None,
 ) -> bytes:
     """Baseline JPEG as Pillow writes it (libjpeg's tables scaled by quality,
-    4:2:0 for colour, a JFIF APP0), with the density and ICC segments added."""
+    4:2:0 for colour, a JFIF APP0), with the density, XMP (APP1) and ICC
+    (APP2) segments added.  Encodes straight from the numpy array, so a large
+    export needs no second, 4-bytes-a-pixel copy as Pillow makes."""
     colour = "GRAY" if pixels.shape[2] == 1 else "RGB"
     data = _simplejpeg.encode_jpeg(
         np.ascontiguousarray(pixels), quality=quality, colorspace=colour, colorsubsampling="420"
@@ -108,4 +114,13 @@ def _fast_jpeg(
         x, y = (max(1, min(65535, int(round(v)))) for v in dpi)
         head[13] = 1  # dots per inch
         head[14:18] = struct.pack(">HH", x, y)
-    return bytes(head) + (icc_app2(icc) if icc else b"") + data[app0_end:]
+    segments = b""
+    if xmp and len(xmp) <= MAX_JPEG_XMP:
+        payload = XMP_NAMESPACE + xmp
+        segments += b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
+    if icc:
+        segments += icc_app2(icc)
+    return bytes(head) + segments + data[app0_end:]
+
+
+XMP_NAMESPACE = b"http://ns.adobe.com/xap/1.0/\0"
