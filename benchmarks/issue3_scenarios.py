@@ -76,8 +76,32 @@ def start(command, env, port):
     raise RuntimeError(f"{command[0]} did not start")
 
 
-def rate(scenario, port, seconds: float) -> tuple[float, float]:
-    """(requests/s, mean ms) for one client issuing requests back to back."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and all its descendants (a master and workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += times.get(current, 0.0)
+        todo.extend(child for child, parent in parents.items() if parent == current)
+    return total
+
+
+def rate(scenario, port, seconds: float, pid: int = 0) -> tuple[float, float, float]:
+    """(requests/s, mean ms, server CPU ms a request) for one client issuing
+    requests back to back.  The CPU figure is the stable one on a busy machine."""
     rng = random.Random(1)
 
     def get(query):
@@ -88,12 +112,14 @@ def rate(scenario, port, seconds: float) -> tuple[float, float]:
 
     for _ in range(5):
         scenario(get, rng)
+    cpu = cpu_seconds(pid) if pid else 0.0
     done, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
         scenario(get, rng)
         done += 1
     elapsed = time.perf_counter() - started
-    return done / elapsed, 1000 * elapsed / done
+    cpu = (cpu_seconds(pid) - cpu) if pid else 0.0
+    return done / elapsed, 1000 * elapsed / done, 1000 * cpu / done
 
 
 def peak_rss_of_export(directory: Path) -> float:
@@ -153,13 +179,14 @@ def main() -> None:
                 command, env_run = [IIPSRV, "--bind", f"127.0.0.1:{port}"], env
             proc = start(command, env_run, port)
             try:
-                results[server] = rate(scenario, port, args.seconds)
+                results[server] = rate(scenario, port, args.seconds, proc.pid)
             finally:
                 proc.terminate()
                 proc.wait(timeout=10)
-        (theirs, t_ms), (ours, o_ms) = results["iipsrv 1.1"], results["iipy"]
-        print(f"{name}: iipsrv 1.1 {theirs:.0f}/s ({t_ms:.2f} ms), iipy {ours:.0f}/s "
-              f"({o_ms:.2f} ms): {ours / theirs:.2f}x")
+        (theirs, t_ms, t_cpu), (ours, o_ms, o_cpu) = results["iipsrv 1.1"], results["iipy"]
+        print(f"{name}: iipsrv 1.1 {theirs:.0f}/s ({t_ms:.2f} ms, {t_cpu:.3f} ms CPU), "
+              f"iipy {ours:.0f}/s ({o_ms:.2f} ms, {o_cpu:.3f} ms CPU): "
+              f"{ours / theirs:.2f}x by rate, {t_cpu / o_cpu:.2f}x by server CPU")
     peak_rss_of_export(directory)
 
 

@@ -201,14 +201,25 @@ class Renderer:
                      ) -> bytes:
         """A watermarked tile: cached unmarked pixels + a fresh mark, encoded."""
         key = (entry.record.stamp, view)
-        pixels = self._pixels_cache.get(key)
-        if pixels is None:
-            pixels = self._pixels(entry, entry.decoder.read_tile(native, column, row), view)
-            pixels.flags.writeable = False
-            self._pixels_cache.put(key, pixels)
-        marked = np.array(pixels, copy=True)
-        self.watermark.stamp(marked, self.rng)  # type: ignore[union-attr]
-        return self._encode(entry.record.info, native, marked, view)
+        info = entry.record.info
+        mark: Watermark = self.watermark  # type: ignore[assignment]
+        cached = self._pixels_cache.get(key)
+        if cached is not None:
+            marked = np.array(cached, copy=True)
+            mark.stamp(marked, self.rng)
+            return self._encode(info, native, marked, view)
+        pixels = self._pixels(entry, entry.decoder.read_tile(native, column, row), view)
+        if not pixels.flags.writeable:  # e.g. a view of libvips' buffer
+            pixels = np.array(pixels, copy=True)
+        # a fresh decode is ours alone: mark it in place, encode, take the mark off, cache it
+        unmark = mark.stamp_undoably(pixels, self.rng)
+        try:
+            data = self._encode(info, native, pixels, view)
+        finally:
+            unmark()
+        pixels.flags.writeable = False
+        self._pixels_cache.put(key, pixels)
+        return data
 
     # -- regions ----------------------------------------------------------
 

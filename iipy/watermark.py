@@ -25,6 +25,7 @@ past three).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -92,18 +93,42 @@ class Watermark:
         left:left+width]``; ``pixels`` is uint8 (h, w, bands), writeable.
         No probability draw is made here (see :meth:`draw`).
         """
-        bands = pixels.shape[2]
-        colour_bands = 3 if bands >= 3 else 1
+        window = self._window(pixels, rng, left, top, width, height)
+        if window is not None:
+            self._add_to(window)
+
+    def stamp_undoably(self, pixels: np.ndarray, rng: RandomSource) -> Callable[[], None]:
+        """Stamp a whole tile in place; return a function that takes the mark off.
+
+        For keeping (caching) the unmarked pixels after the marked ones are
+        encoded without copying the tile: only the window (a few kB) is saved.
+        The caller must own ``pixels`` while it is marked.
+        """
+        window = self._window(pixels, rng, 0, 0, None, None)
+        if window is None:
+            return lambda: None
+        saved = window.copy()
+        self._add_to(window)
+        return lambda: np.copyto(window, saved)
+
+    def _window(self, pixels: np.ndarray, rng: RandomSource, left: int, top: int,
+                width: int | None, height: int | None) -> np.ndarray | None:
+        """Draw the mark's place in an area: the view of ``pixels`` it covers."""
+        colour_bands = 3 if pixels.shape[2] >= 3 else 1
         area_w = pixels.shape[1] - left if width is None else width
         area_h = pixels.shape[0] - top if height is None else height
         x = left + (rng.randint(0, area_w - self.width) if area_w > self.width else 0)
         y = top + (rng.randint(0, area_h - self.height) if area_h > self.height else 0)
         w, h = min(self.width, area_w), min(self.height, area_h)
         if w <= 0 or h <= 0:
-            return
-        window = pixels[y : y + h, x : x + w, :colour_bands]
-        np.minimum(window, self._ceiling[colour_bands][:h, :w], out=window)
-        window += self._add[colour_bands][:h, :w]
+            return None
+        return pixels[y : y + h, x : x + w, :colour_bands]
+
+    def _add_to(self, window: np.ndarray) -> None:
+        """Saturating add: ``min(src, 255 - add) + add``."""
+        h, w, bands = window.shape
+        np.minimum(window, self._ceiling[bands][:h, :w], out=window)
+        window += self._add[bands][:h, :w]
 
     def apply(self, pixels: np.ndarray, rng: RandomSource, block: int = 0) -> np.ndarray:
         """Mark a tile (``block`` 0: one area) or an export, block by block.

@@ -237,3 +237,21 @@ def test_marking_a_tile_takes_microseconds():
         mark.apply(tile, rng)
     per_tile = (time.perf_counter() - started) / 1000
     assert per_tile < 200e-6, per_tile  # ~10-20 µs measured; generous for a busy machine
+
+
+def test_each_request_carries_only_its_own_mark(image_dir, source, marks):
+    """The unmarked pixels are cached (the mark is taken off after encoding):
+    a repeated tile shows one mark, at the new place, never the old one too."""
+    app = marked_app(image_dir, marks["red"])
+    app.renderer.rng = random.Random(21)
+    query = "FIF=wm_src.tif&PTL=2,0"
+    first = png(call(app, query).body).astype(int)
+    second = png(call(app, query).body).astype(int)
+    src = plain_tile(image_dir, query).astype(int)
+    rng = random.Random(21)
+    for out in (first, second):
+        x, y = rng.randint(0, 256 - WM_W), rng.randint(0, 256 - WM_H)
+        expected = src.copy()
+        expected[y : y + WM_H, x : x + WM_W, 0] = 255
+        assert np.array_equal(out, expected)
+    assert not np.array_equal(first, second)
