@@ -217,12 +217,49 @@ SCENARIOS: list[Scenario] = [
         "content_type": "image/jpeg",
     },
     {
+        "name": "cvt-1000",
+        "description": "a 1000 px wide JPEG export of the whole image (CVT)",
+        "url": lambda img: _iip(img, "WID=1000&CVT=jpeg"),
+        "content_type": "image/jpeg",
+    },
+    {
+        "name": "tile-random-watermarked",
+        "description": "random full-resolution tiles with a WATERMARK (64x32 RGBA, opacity 0.5)",
+        "lua": random_tiles_lua,
+        "probe": lambda img: _iip(img, f"JTL={img.max_resolution},0"),
+        "content_type": "image/jpeg",
+        "env": {"WATERMARK": lambda img: str(ensure_watermark(img.path.parent)),
+                "WATERMARK_OPACITY": "0.5"},
+    },
+    {
         "name": "obj",
         "description": "IIPMooViewer's metadata request",
         "url": lambda img: _iip(img, IIPMOOVIEWER_OBJ),
         "content_type": "application/vnd.netfpx",
     },
 ]
+
+
+def ensure_watermark(directory: Path) -> Path:
+    """A 64×32 red watermark with 200/255 alpha, written once beside the image."""
+    path = directory / "bench-watermark.tif"
+    if not path.exists():
+        import numpy as np
+        import pyvips
+
+        rgba = np.zeros((32, 64, 4), np.uint8)
+        rgba[..., 0], rgba[..., 3] = 255, 200
+        image = pyvips.Image.new_from_memory(rgba.tobytes(), 64, 32, 4, "uchar")
+        image.copy(interpretation="srgb").tiffsave(str(path))
+    return path
+
+
+def scenario_env(scenario: Scenario, image: BenchImage) -> dict[str, str]:
+    """The scenario's extra settings; a value may be a function of the image."""
+    return {
+        name: value(image) if callable(value) else value
+        for name, value in scenario.get("env", {}).items()
+    }
 
 
 def scenario_key(scenario: Scenario) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
@@ -341,7 +378,7 @@ def start_target(
         "FILESYSTEM_PREFIX": f"{image.path.parent}/",
         "VERBOSITY": "0",
         "LOGFILE": str(workdir / f"{target.name}.log"),
-        **scenario.get("env", {}),
+        **scenario_env(scenario, image),
     }
     mounts = (DEFAULT_MOUNT, *scenario.get("mounts", ()))
     directory = workdir / target.name
