@@ -1,13 +1,13 @@
-"""Issue 3 measurements: a 1000-px-wide CVT export and a watermarked random tile,
-iipy against iipsrv 1.1, one worker process each, one request at a time over
-FastCGI (so the figures are latencies; both servers are single-threaded per
-request).  Also the peak RSS of a 5000×5000 export.
+"""Issue 3 measurements that ``run.py`` does not make: server CPU time a request
+for the 1000-px CVT and the watermarked random tile (robust on a shared machine,
+where wrk's req/s swing with other load), and the peak RSS of a 5000×5000 export.
 
-    PYTHONPATH=. python benchmarks/issue3_scenarios.py [--seconds 5] [--keep DIR]
+One FastCGI process each (tests/servers.py), one request at a time; the CPU of
+each server's process tree is read from /proc before and after.
 
-Scenario functions (``cvt_1000``, ``watermarked_tile``) take a FastCGI GET
-callable and a random source, so the shared benchmark runner can plug them
-in once it lands.  Not run in CI.
+    python benchmarks/issue3_scenarios.py [--seconds 5] [--keep DIR]
+
+Not run in CI.
 """
 
 from __future__ import annotations
@@ -15,35 +15,30 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 from images import make_tiff  # noqa: E402
-from test_oracle_cvt import IIPSRV, _free_port, fcgi_get  # noqa: E402
+from servers import (  # noqa: E402
+    iipy_argv,
+    iipy_environment,
+    start_fcgi_command,
+    start_iipsrv,
+)
 
-WIDTH, HEIGHT = 10000, 7500  # levels 10000, 5000, 2500, 1250 (→ 1000 is a resize), …
-TILE_GRID = {}  # resolution → tile count, filled by setup()
-
-
-def cvt_1000(get, rng):
-    return get("FIF=bench.tif&WID=1000&CVT=jpeg")
-
-
-def watermarked_tile(get, rng):
-    r = rng.choice(list(TILE_GRID))
-    return get(f"FIF=bench.tif&JTL={r},{rng.randrange(TILE_GRID[r])}")
+WIDTH, HEIGHT = 10000, 7500  # levels 10000, 5000, 2500, 1250 (→ 1000 px is a resize), …
 
 
-def setup(directory: Path) -> None:
-    image = directory / "bench.tif"
-    if not image.exists():
-        make_tiff(image, WIDTH, HEIGHT, Q=90)
+def setup(directory: Path) -> dict[int, int]:
+    """Write the test image and watermark (once); return tiles per IIP resolution."""
+    if not (directory / "bench.tif").exists():
+        make_tiff(directory / "bench.tif", WIDTH, HEIGHT, Q=85)
     mark = directory / "mark.tif"
     if not mark.exists():
         import numpy as np
@@ -53,37 +48,21 @@ def setup(directory: Path) -> None:
         rgba[..., 0], rgba[..., 3] = 255, 200
         pyvips.Image.new_from_memory(rgba.tobytes(), 64, 32, 4, "uchar").copy(
             interpretation="srgb").tiffsave(str(mark))
-    w, h, r = WIDTH, HEIGHT, []
+    counts, w, h = [], WIDTH, HEIGHT
     while True:
-        r.append(-(-w // 256) * -(-h // 256))
+        counts.append(-(-w // 256) * -(-h // 256))
         if w <= 256 and h <= 256:
             break
         w, h = w // 2, h // 2
-    for resolution, count in enumerate(reversed(r)):
-        TILE_GRID[resolution] = count
-
-
-def start(command, env, port):
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError(f"{command[0]} did not start")
+    return dict(enumerate(reversed(counts)))
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and all its descendants (a master and workers)."""
+    """User + system CPU of a process and its descendants."""
     ticks = os.sysconf("SC_CLK_TCK")
     parents: dict[int, int] = {}
     times: dict[int, float] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{entry}/stat") as handle:
                 fields = handle.read().rsplit(")", 1)[1].split()
@@ -99,57 +78,44 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def rate(scenario, port, seconds: float, pid: int = 0) -> tuple[float, float, float]:
-    """(requests/s, mean ms, server CPU ms a request) for one client issuing
-    requests back to back.  The CPU figure is the stable one on a busy machine."""
-    rng = random.Random(1)
-
-    def get(query):
-        headers, body = fcgi_get(port, query)
-        if not headers.get("content-type", "").startswith("image/"):
-            raise RuntimeError(f"{query}: {headers} {body[:100]!r}")
-        return body
-
-    for _ in range(5):
-        scenario(get, rng)
-    cpu = cpu_seconds(pid) if pid else 0.0
-    done, started = 0, time.perf_counter()
+def measure(server, queries, seconds: float) -> tuple[float, float]:
+    """(requests/s, server CPU ms a request), requests issued back to back."""
+    for query in queries[:5]:
+        response = server.request(query, timeout=60)
+        assert response.status == 200 and response.content_type == "image/jpeg", response.raw[:200]
+    cpu, done, started = cpu_seconds(server.pid), 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
-        scenario(get, rng)
+        server.request(queries[done % len(queries)], timeout=60)
         done += 1
     elapsed = time.perf_counter() - started
-    cpu = (cpu_seconds(pid) - cpu) if pid else 0.0
-    return done / elapsed, 1000 * elapsed / done, 1000 * cpu / done
+    return done / elapsed, 1000 * (cpu_seconds(server.pid) - cpu) / done
 
 
-def peak_rss_of_export(directory: Path) -> float:
-    """Peak RSS (MB) of a fresh process exporting 5000×5000 from a 10000×10000 image."""
-    big = directory / "square.tif"
-    if not big.exists():
-        make_tiff(big, 10000, 10000, Q=90)
-    # VmHWM, not ru_maxrss: the latter survives fork+exec from this (large) driver
-    code = (
+def peak_rss_of_export(directory: Path) -> None:
+    """Peak RSS of a fresh process exporting 5000×5000 from a 10000×10000 image."""
+    if not (directory / "square.tif").exists():
+        make_tiff(directory / "square.tif", 10000, 10000, Q=85)
+    code = (  # VmHWM, not ru_maxrss, which survives fork+exec from this driver
         "import sys\n"
         "sys.path.insert(0, 'tests')\n"
         "def hwm():\n"
-        "    for line in open('/proc/self/status'):\n"
-        "        if line.startswith('VmHWM'):\n"
-        "            return int(line.split()[1])\n"
+        "    return int(next(l for l in open('/proc/self/status')"
+        " if l.startswith('VmHWM')).split()[1]) / 1024\n"
         "from wsgi import call, make_app\n"
         f"app = make_app(FILESYSTEM_PREFIX='{directory}/')\n"
         "call(app, 'FIF=square.tif&OBJ=Max-size')\n"
         "base = hwm()\n"
         "r = call(app, 'FIF=square.tif&WID=5000&CVT=jpeg')\n"
         "assert r.status == 200, r.body[:200]\n"
-        "print(base / 1024, hwm() / 1024, len(r.body))\n"
+        "print(base, hwm(), len(r.body))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+                         check=True, cwd=REPO_ROOT, env=iipy_environment(dict(os.environ)))
     base, peak, size = out.stdout.split()
     print(f"5000x5000 CVT from 10000x10000: RSS {float(base):.0f} MB before, "
-          f"{float(peak):.0f} MB peak ({int(size) / 1e6:.1f} MB JPEG); "
-          f"the full-resolution level alone would be {10000 * 10000 * 3 / 2**20:.0f} MB")
-    return float(peak)
+          f"{float(peak):.0f} MB peak ({int(size) / 1e6:.1f} MB JPEG; the output array is "
+          f"{5000 * 5000 * 3 / 2**20:.0f} MB, the full-resolution level "
+          f"{10000 * 10000 * 3 / 2**20:.0f} MB)")
 
 
 def main() -> None:
@@ -157,36 +123,35 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--keep", help="directory for the generated images (reused)")
     args = parser.parse_args()
-    directory = Path(args.keep or tempfile.mkdtemp(prefix="iipy-bench-"))
+    directory = Path(args.keep or tempfile.mkdtemp(prefix="iipy-bench3-"))
     directory.mkdir(parents=True, exist_ok=True)
-    setup(directory)
-    base_env = {"PATH": os.environ.get("PATH", ""), "FILESYSTEM_PREFIX": f"{directory}/",
-                "VERBOSITY": "0", "LOGFILE": "/dev/null", "MEMCACHED_SERVERS": "127.0.0.1:1"}
-    for name, scenario, extra in (
-        ("cvt 1000px", cvt_1000, {}),
-        ("watermarked random tile", watermarked_tile,
-         {"WATERMARK": str(directory / "mark.tif"), "WATERMARK_OPACITY": "0.5"}),
+    grid = setup(directory)
+    rng = random.Random(1)
+    tiles = [f"FIF=bench.tif&JTL={r},{rng.randrange(grid[r])}"
+             for r in (rng.choice(list(grid)) for _ in range(5000))]
+    base = {"FILESYSTEM_PREFIX": f"{directory}/", "VERBOSITY": "0"}
+    watermark = {"WATERMARK": str(directory / "mark.tif"), "WATERMARK_OPACITY": "0.5"}
+    work = Path(tempfile.mkdtemp(prefix="iipy-bench3-servers-"))
+    for name, queries, env in (
+        ("cvt 1000px", ["FIF=bench.tif&WID=1000&CVT=jpeg"], base),
+        ("watermarked random tile", tiles, {**base, **watermark}),
     ):
-        env = {**base_env, **extra}
         results = {}
-        for server in ("iipsrv 1.1", "iipy"):
-            port = _free_port()
-            if server == "iipy":
-                command = [sys.executable, "-m", "iipy", "--bind", f"127.0.0.1:{port}",
-                           "--processes", "1"]
-                env_run = {**env, "PYTHONPATH": os.getcwd()}
+        for label in ("iipsrv 1.1", "iipy"):
+            if label == "iipy":
+                server = start_fcgi_command(iipy_argv(), iipy_environment(env),
+                                            workdir=work / f"iipy-{len(results)}{name[:3]}",
+                                            extra_args=["--processes", "1"], name="iipy")
             else:
-                command, env_run = [IIPSRV, "--bind", f"127.0.0.1:{port}"], env
-            proc = start(command, env_run, port)
+                server = start_iipsrv(env, workdir=work / f"iipsrv-{name[:3]}")
             try:
-                results[server] = rate(scenario, port, args.seconds, proc.pid)
+                results[label] = measure(server, queries, args.seconds)
             finally:
-                proc.terminate()
-                proc.wait(timeout=10)
-        (theirs, t_ms, t_cpu), (ours, o_ms, o_cpu) = results["iipsrv 1.1"], results["iipy"]
-        print(f"{name}: iipsrv 1.1 {theirs:.0f}/s ({t_ms:.2f} ms, {t_cpu:.3f} ms CPU), "
-              f"iipy {ours:.0f}/s ({o_ms:.2f} ms, {o_cpu:.3f} ms CPU): "
-              f"{ours / theirs:.2f}x by rate, {t_cpu / o_cpu:.2f}x by server CPU")
+                server.stop()
+        (t_rate, t_cpu), (o_rate, o_cpu) = results["iipsrv 1.1"], results["iipy"]
+        print(f"{name}: iipsrv 1.1 {t_rate:.0f}/s, {t_cpu:.3f} ms CPU; iipy {o_rate:.0f}/s, "
+              f"{o_cpu:.3f} ms CPU: {o_rate / t_rate:.2f}x by rate, "
+              f"{t_cpu / o_cpu:.2f}x by server CPU")
     peak_rss_of_export(directory)
 
 
