@@ -60,12 +60,60 @@ def cvt_output_size(
     return max(1, width), max(1, height)
 
 
+def scale_factor(info: ImageInfo, level: int) -> int:
+    """The integer factor by which a pyramid level is reduced from full size.
+
+    ``round(full / level)`` on the longer side: 1, 2, 4… for the usual
+    halving pyramids whatever rounding the writer used (1410 → 705 → 352 →
+    176 gives 1, 2, 4, 8).  IIIF info.json advertises these as
+    ``scaleFactors``, and :func:`level_box` divides by them.
+    """
+    lv = info.levels[level]
+    if info.width >= info.height:
+        return max(1, c_round(info.width / max(1, lv.width)))
+    return max(1, c_round(info.height / max(1, lv.height)))
+
+
+def level_box(info: ImageInfo, level: int, box: tuple[float, float, float, float]) -> Box:
+    """A full-resolution box (pixels, may be fractional) at a pyramid level.
+
+    This is the one rounding rule shared by the renderer (which region of a
+    level it decodes), IIIF info.json (``sizes`` are the boxes of the full
+    image) and the IIIF/DeepZoom size and tile logic: each edge is divided by
+    the level's :func:`scale_factor` and rounded (halves up), an edge on the
+    image's right or bottom border maps to the level's border, and the box is
+    kept inside the level and at least 1×1.  So a tile-aligned request lands
+    exactly on the level's tile grid, and the last column and row get the
+    level's real remainder (1410×793 at scale 2: ``1024,768,386,25`` → the
+    193×12 edge tile of the 705×396 level), even when the level's size is
+    not exactly the full size divided by the factor.
+    """
+    lv = info.levels[level]
+    s = scale_factor(info, level)
+    x, y, w, h = box
+    left = min(max(0, c_round(x / s)), lv.width - 1)
+    top = min(max(0, c_round(y / s)), lv.height - 1)
+    right = lv.width if x + w >= info.width - 1e-9 else min(lv.width, c_round((x + w) / s))
+    bottom = lv.height if y + h >= info.height - 1e-9 else min(lv.height, c_round((y + h) / s))
+    return left, top, max(1, right - left), max(1, bottom - top)
+
+
+def _pixels(info: ImageInfo, region: Fractions) -> tuple[float, float, float, float]:
+    x, y, w, h = region
+    return x * info.width, y * info.height, w * info.width, h * info.height
+
+
 def choose_level(info: ImageInfo, region: Fractions, width: int, height: int) -> int:
     """Native index of the smallest level whose region is at least the output size."""
-    _, _, fw, fh = region
+    return _choose(info, _pixels(info, region), width, height)
+
+
+def _choose(info: ImageInfo, box: tuple[float, float, float, float], width: int,
+            height: int) -> int:
     chosen = 0
-    for index, level in enumerate(info.levels):
-        if level.width * fw + 1e-9 >= width and level.height * fh + 1e-9 >= height:
+    for index in range(len(info.levels)):
+        _, _, bw, bh = level_box(info, index, box)
+        if bw >= width and bh >= height:
             chosen = index
         else:
             break
@@ -73,11 +121,30 @@ def choose_level(info: ImageInfo, region: Fractions, width: int, height: int) ->
 
 
 def region_box(info: ImageInfo, level: int, region: Fractions) -> Box:
-    """The region in pixels of a level: rounded, clamped inside, at least 1×1."""
+    """The region (fractions of the image) in pixels of a level (:func:`level_box`)."""
+    return level_box(info, level, _pixels(info, region))
+
+
+def exact_tile(
+    info: ImageInfo, box: tuple[float, float, float, float], width: int, height: int
+) -> tuple[int, int, int] | None:
+    """(level, column, row) when a full-resolution box scaled to width×height
+    is exactly one stored tile of the level the renderer would decode.
+
+    iipsrv HEAD's rule (iip-protocol.md §6.7): the box at the chosen level
+    starts on the tile grid and its size equals both the output size and
+    that tile's size (the remainder for the last column and row).  Such
+    requests take the tile path (tile cache, codec pass-through) whatever
+    size syntax the protocol used.
+    """
+    level = _choose(info, box, width, height)
+    left, top, bw, bh = level_box(info, level, box)
+    if (bw, bh) != (width, height):
+        return None
     lv = info.levels[level]
-    x, y, fw, fh = region
-    left = min(max(0, c_round(lv.width * x)), lv.width - 1)
-    top = min(max(0, c_round(lv.height * y)), lv.height - 1)
-    width = max(1, min(c_round(lv.width * fw), lv.width - left))
-    height = max(1, min(c_round(lv.height * fh), lv.height - top))
-    return left, top, width, height
+    if left % lv.tile_width or top % lv.tile_height:
+        return None
+    column, row = left // lv.tile_width, top // lv.tile_height
+    if column >= lv.columns or row >= lv.rows or lv.tile_box(column, row)[2:] != (bw, bh):
+        return None
+    return level, column, row

@@ -145,6 +145,7 @@ class Processing:
     colour: str = ""  # "", "grey" or "binary"
     rotation: int = 0  # 0, 90, 180, 270
     mirror: bool = False
+    angle: float = 0.0  # further clockwise rotation in degrees, not a multiple of 90 (IIIF)
 
     @property
     def is_identity(self) -> bool:

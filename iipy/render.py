@@ -27,7 +27,16 @@ from .errors import IIPyError, NotFound
 from .geometry import choose_level, region_box
 from .models import ImageInfo, OutputFormat, Processing, View
 from .settings import Settings
-from .transforms import flatten_for, histogram, orient, otsu_threshold, to_8bit, to_binary, to_grey
+from .transforms import (
+    flatten_for,
+    histogram,
+    orient,
+    otsu_threshold,
+    rotate_arbitrary,
+    to_8bit,
+    to_binary,
+    to_grey,
+)
 
 log = logging.getLogger(__name__)
 _NO_PROCESSING = Processing()
@@ -181,6 +190,9 @@ class Renderer:
             pixels = to_binary(pixels, otsu_threshold(self.histogram(entry)))
         if processing.rotation or processing.mirror:
             pixels = orient(pixels, processing.rotation, processing.mirror)
+        if processing.angle:
+            pixels = rotate_arbitrary(pixels, processing.angle, view.format)
+            pixels = flatten_for(pixels, view.format)
         return pixels
 
     def histogram(self, entry: _Entry) -> np.ndarray:
