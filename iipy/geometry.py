@@ -84,9 +84,10 @@ def level_box(info: ImageInfo, level: int, box: tuple[float, float, float, float
     image's right or bottom border maps to the level's border, and the box is
     kept inside the level and at least 1×1.  So a tile-aligned request lands
     exactly on the level's tile grid, and the last column and row get the
-    level's real remainder (1410×793 at scale 2: ``1024,768,386,25`` → the
-    193×12 edge tile of the 705×396 level), even when the level's size is
-    not exactly the full size divided by the factor.
+    level's real remainder (1410×793 at scale 2: ``1024,512,386,281`` → the
+    193×140 corner tile of the 705×396 level, where 281 / 2 would round to
+    141), even when the level's size is not exactly the full size divided by
+    the factor.
     """
     lv = info.levels[level]
     s = scale_factor(info, level)

@@ -23,11 +23,19 @@ from ..errors import BadRequest, IIPyError, NotFound
 from ..geometry import exact_tile
 from ..http import NotModified, Request, Response, make_etag, not_modified
 from ..models import Processing, View
-from ..paths import PathResolver, url_decode
+from ..paths import PathResolver
 from ..render import ImageRecord, Renderer
 from ..settings import Settings
 from . import iiif_info
-from .iiif_request import ImageRequest, Resolved, canonical, parse_image_request, resolve
+from .iiif_request import (
+    ImageRequest,
+    Resolved,
+    canonical,
+    decode_identifier,
+    parse_image_request,
+    resolve,
+    split_path,
+)
 
 SYNTAX = "{identifier}/{region}/{size}/{rotation}/{quality}.{format}"
 _COLOUR = {"default": "", "color": "", "gray": "grey", "bitonal": "binary"}
@@ -45,20 +53,18 @@ class IIIFProtocol:
 
     def handle(self, request: Request, argument: str) -> Response:
         """Answer one IIIF request; ``argument`` is the text after ``IIIF=`` (raw)."""
-        argument = argument.split("?", 1)[0]  # a cache-busting query (ruven/iipsrv#145)
-        path = argument.rstrip("/")
-        if not path:
+        identifier, kind, params = split_path(argument)
+        if not identifier:
             raise BadRequest(f"IIIF: no identifier; the syntax is {SYNTAX}")
         version = iiif_info.negotiate_version(request.accept, self.settings.iiif_version)
-        segments = path.split("/")
-        if segments[-1] == "info.json":
-            return self.info(request, "/".join(segments[:-1]), argument, version)
-        if len(segments) < 5:
-            if len(segments) == 1 or self._is_image(path):
-                return self.redirect(request, path, argument)
+        if kind == "info":
+            return self.info(request, identifier, argument, version)
+        if kind == "base":
+            if "/" not in identifier or self._is_image(identifier):
+                return self.redirect(request, identifier, argument)
             raise BadRequest(f"IIIF: too few parameters; the syntax is {SYNTAX}")
-        image_request = parse_image_request(*segments[-4:], version)
-        return self.image(request, "/".join(segments[:-4]), argument, version, image_request)
+        image_request = parse_image_request(*params, version)
+        return self.image(request, identifier, argument, version, image_request)
 
     # -- responses --------------------------------------------------------
 
@@ -133,7 +139,7 @@ class IIIFProtocol:
 
     def _name(self, identifier: str) -> str:
         """Decode an identifier once (``%2F`` → ``/``) and take off an IIIF_DELIMITER page."""
-        name = url_decode(identifier, plus_is_space=False)
+        name = decode_identifier(identifier)
         delimiter = self.settings.iiif_delimiter
         if delimiter and delimiter in name:
             name, _, page = name.rpartition(delimiter)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from ..errors import BadRequest, NotImplementedFeature
 from ..geometry import c_round, level_box, scale_factor
 from ..models import ImageInfo, OutputFormat
+from ..paths import url_decode
 
 _INT = re.compile(r"\d+\Z")
 _FLOAT = re.compile(r"(?:\d+\.?\d*|\.\d+)\Z")
@@ -81,6 +82,30 @@ def _number(text: str, what: str, integer: bool) -> float:
 
 
 # -- parsing --------------------------------------------------------------------
+
+
+def split_path(argument: str) -> tuple[str, str, list[str]]:
+    """(identifier as sent, kind, parameters) of an IIIF path.
+
+    Split from the right, so identifiers may hold slashes (IIP-style paths
+    such as ``images/rgb.tif``): ``kind`` is ``"info"`` for
+    ``…/info.json``, ``"image"`` with the four parameter segments, or
+    ``"base"`` for fewer segments (a bare identifier, or too few parameters).
+    A cache-busting ``?…`` and trailing slashes are dropped.
+    """
+    path = argument.split("?", 1)[0].rstrip("/")
+    segments = path.split("/")
+    if segments[-1] == "info.json":
+        return "/".join(segments[:-1]), "info", []
+    if len(segments) < 5:
+        return path, "base", []
+    return "/".join(segments[:-4]), "image", segments[-4:]
+
+
+def decode_identifier(identifier: str) -> str:
+    """Percent-decoding, once (``%2F`` → ``/``, ``%253C`` → ``%3C``); ``+`` stays."""
+    return url_decode(identifier, plus_is_space=False)
+
 
 
 def parse_image_request(region: str, size: str, rotation: str, last: str,
