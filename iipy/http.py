@@ -4,6 +4,7 @@ and the Response value every protocol returns."""
 from __future__ import annotations
 
 import email.utils
+import functools
 import hashlib
 from dataclasses import dataclass, field
 
@@ -30,9 +31,15 @@ class Response:
     cors: bool = True
 
 
+@functools.lru_cache(maxsize=4096)
+def _http_date(seconds: int) -> str:
+    return email.utils.formatdate(seconds, usegmt=True)
+
+
 def http_date(timestamp: float) -> str:
-    """RFC 1123 date in GMT, e.g. ``Sat, 21 Nov 2026 04:38:30 GMT``."""
-    return email.utils.formatdate(int(timestamp), usegmt=True)
+    """RFC 1123 date in GMT, e.g. ``Sat, 21 Nov 2026 04:38:30 GMT`` (memoised:
+    the same few file dates are formatted on every request)."""
+    return _http_date(int(timestamp))
 
 
 def parse_http_date(value: str) -> float | None:

@@ -160,7 +160,9 @@ class View:
     """What one request produces.
 
     ``kind`` is ``"tile"`` (``resolution``, ``tile``) or ``"region"``.
-    ``quality`` None means the server default for the format.
+    ``quality`` None means the server default for the format.  ``stamp`` is
+    the file version the request was checked against (from
+    ``ImageRecord.stamp``); the renderer then needs no second ``stat``.
     """
 
     path: str
@@ -170,3 +172,4 @@ class View:
     resolution: int = 0
     tile: int = 0
     processing: Processing = field(default_factory=Processing)
+    stamp: tuple[int, ...] = ()

@@ -44,7 +44,16 @@ def strip_parent_refs(path: str) -> str:
 
 
 class PathResolver:
-    """Maps request paths to files, confined to the prefix."""
+    """Maps request paths to files, confined to the prefix.
+
+    ``realpath`` costs one ``lstat`` per path component.  Once a path has
+    been vetted, later requests only ``stat`` it: if it still leads to the
+    same file (device and inode), that file was already found to lie inside
+    the prefix; if anything changed (a link re-pointed, a file replaced), the
+    full check runs again.
+    """
+
+    MAX_REMEMBERED = 10000
 
     def __init__(self, prefix: str, suffix: str = "") -> None:
         self.prefix = prefix
@@ -54,6 +63,25 @@ class PathResolver:
             self.root: str | None = os.path.realpath(base)
         else:
             self.root = None
+        self._vetted: dict[str, tuple[str, int, int]] = {}
+
+    def locate(self, requested: str) -> tuple[str, os.stat_result]:
+        """Real path and ``stat`` of the image, or NotFound (decoded input)."""
+        if not requested:
+            raise NotFound("no image given")
+        candidate = self.candidate(requested)
+        try:
+            st = os.stat(candidate)
+        except (OSError, ValueError):
+            raise NotFound("image not found") from None
+        known = self._vetted.get(candidate)
+        if known is not None and known[1] == st.st_dev and known[2] == st.st_ino:
+            return known[0], st
+        path = self._confine(candidate)
+        if len(self._vetted) >= self.MAX_REMEMBERED:
+            self._vetted.clear()
+        self._vetted[candidate] = (path, st.st_dev, st.st_ino)
+        return path, st
 
     def candidate(self, requested: str) -> str:
         """The filesystem path iipsrv would open for a decoded request path."""
@@ -65,7 +93,10 @@ class PathResolver:
         """Real path of the image, or NotFound.  ``requested`` is already decoded."""
         if not requested:
             raise NotFound("no image given")
-        path = os.path.realpath(self.candidate(requested))
+        return self._confine(self.candidate(requested))
+
+    def _confine(self, candidate: str) -> str:
+        path = os.path.realpath(candidate)
         if self.root is not None and not (
             path == self.root or path.startswith(self.root.rstrip("/") + "/")
         ):

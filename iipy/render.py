@@ -78,15 +78,27 @@ class Renderer:
 
     # -- images -----------------------------------------------------------
 
-    def open(self, path: str) -> ImageRecord:
-        """Describe the image at a (resolved) path, reopening it if it changed."""
-        return self._entry(path).record
+    def open(self, path: str, st: os.stat_result | None = None) -> ImageRecord:
+        """Describe the image at a (resolved) path, reopening it if it changed.
 
-    def _entry(self, path: str) -> _Entry:
-        try:
-            st = os.stat(path)
-        except OSError:
-            raise NotFound("image not found") from None
+        ``st`` is the file's ``stat`` when the caller already has it.
+        """
+        return self._entry(path, st).record
+
+    def _entry_for(self, view: View) -> _Entry:
+        """The open image a View was made against, reopened if it changed since."""
+        if view.stamp:
+            entry = self._images.get(view.path)
+            if entry is not None and entry.record.stamp == view.stamp:
+                return entry
+        return self._entry(view.path)
+
+    def _entry(self, path: str, st: os.stat_result | None = None) -> _Entry:
+        if st is None:
+            try:
+                st = os.stat(path)
+            except OSError:
+                raise NotFound("image not found") from None
         if not stat.S_ISREG(st.st_mode):
             raise NotFound("image not found")
         stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
@@ -125,7 +137,7 @@ class Renderer:
 
     def tile(self, view: View) -> bytes:
         """Encoded bytes of one tile (IIP resolution and row-major index)."""
-        entry = self._entry(view.path)
+        entry = self._entry_for(view)
         info = entry.record.info
         if not 0 <= view.resolution < info.resolutions:
             raise NotFound(f"resolution {view.resolution} does not exist")
@@ -144,7 +156,8 @@ class Renderer:
                 if entry.icc_app2:
                     raw = raw[:2] + entry.icc_app2 + raw[2:]
                 return raw
-        key = (entry.record.stamp, view)
+        key = (entry.record.stamp, view.path, view.format, view.quality, view.resolution,
+               view.tile, view.processing)
         cached = self._tiles.get(key)
         if cached is not None:
             return cached
@@ -163,7 +176,7 @@ class Renderer:
         height: int,
     ) -> bytes:
         """A region (fractions of the image) scaled to exactly width×height."""
-        entry = self._entry(view.path)
+        entry = self._entry_for(view)
         info = entry.record.info
         native = choose_level(info, region, width, height)
         box = region_box(info, native, region)

@@ -29,8 +29,12 @@ if [ -n "$missing" ]; then
   $sudo rm -f /usr/sbin/policy-rc.d
 fi
 
+# Debian's interpreter, not one under a user's home: web servers run FastCGI children as
+# another user (Apache: www-data), who must be able to execute it.
+python=/usr/bin/python3
+[ -x "$python" ] || python=python3
 if [ ! -x .venv/bin/python ]; then
-  python3 -m venv .venv
+  "$python" -m venv .venv
 fi
 extra=""
 if [ "${1:-}" = "test" ]; then extra="[test]"; fi

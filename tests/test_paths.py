@@ -93,3 +93,23 @@ def test_nul_byte_is_refused(tree):
 def test_without_prefix_any_path_resolves(tree):
     root, outside = tree
     assert PathResolver("").resolve(str(outside)) == str(outside)
+
+
+def test_a_vetted_path_is_checked_again_when_its_link_changes(tree):
+    root, outside = tree
+    inside = root / "sub" / "a.tif"
+    os.symlink(inside, root / "moving.tif")
+    resolver = PathResolver(str(root) + "/")
+    path, st = resolver.locate("moving.tif")
+    assert path == str(inside) and st.st_ino == inside.stat().st_ino
+    assert resolver.locate("moving.tif")[0] == str(inside)  # remembered
+    os.unlink(root / "moving.tif")
+    os.symlink(outside, root / "moving.tif")  # re-pointed out of the prefix
+    with pytest.raises(NotFound):
+        resolver.locate("moving.tif")
+
+
+def test_locate_reports_missing_files(tree):
+    root, _ = tree
+    with pytest.raises(NotFound):
+        PathResolver(str(root) + "/").locate("sub/none.tif")

@@ -154,8 +154,8 @@ class IIPProtocol:
 
     def _fif(self, state: _State, argument: str, sent: str) -> None:
         requested = url_decode(argument)
-        path = self.resolver.resolve(requested)
-        record = self.renderer.open(path)
+        path, st = self.resolver.locate(requested)
+        record = self.renderer.open(path, st)
         state.image = record
         state.fif = requested
         state.etag = make_etag(record.stamp, state.request.query, self.fingerprint)
@@ -251,6 +251,7 @@ class IIPProtocol:
             resolution,
             tile,
             state.processing,
+            record.stamp,
         )
         state.output = Response(
             200,
@@ -269,7 +270,10 @@ class IIPProtocol:
         width, height = cvt_output_size(
             record.info, state.region, state.wid, state.hei, s.max_cvt, s.allow_upscaling
         )
-        view = View(record.path, "region", fmt, state.quality, processing=state.processing)
+        view = View(
+            record.path, "region", fmt, state.quality, processing=state.processing,
+            stamp=record.stamp,
+        )
         body = self.renderer.region(view, state.region, width, height)
         stem = os.path.basename(state.fif).rsplit(".", 1)[0] or "image"
         stem = stem.replace('"', "").replace("\\", "")
