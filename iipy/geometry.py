@@ -70,8 +70,8 @@ def scale_factor(info: ImageInfo, level: int) -> int:
     """
     lv = info.levels[level]
     if info.width >= info.height:
-        return max(1, c_round(info.width / max(1, lv.width)))
-    return max(1, c_round(info.height / max(1, lv.height)))
+        return max(1, int(info.width / max(1, lv.width) + 0.5))
+    return max(1, int(info.height / max(1, lv.height) + 0.5))
 
 
 def level_box(info: ImageInfo, level: int, box: tuple[float, float, float, float]) -> Box:
@@ -91,11 +91,11 @@ def level_box(info: ImageInfo, level: int, box: tuple[float, float, float, float
     """
     lv = info.levels[level]
     s = scale_factor(info, level)
-    x, y, w, h = box
-    left = min(max(0, c_round(x / s)), lv.width - 1)
-    top = min(max(0, c_round(y / s)), lv.height - 1)
-    right = lv.width if x + w >= info.width - 1e-9 else min(lv.width, c_round((x + w) / s))
-    bottom = lv.height if y + h >= info.height - 1e-9 else min(lv.height, c_round((y + h) / s))
+    x, y, w, h = box  # non-negative, so int(v + 0.5) rounds halves up like c_round
+    left = min(max(0, int(x / s + 0.5)), lv.width - 1)
+    top = min(max(0, int(y / s + 0.5)), lv.height - 1)
+    right = lv.width if x + w >= info.width - 1e-9 else min(lv.width, int((x + w) / s + 0.5))
+    bottom = lv.height if y + h >= info.height - 1e-9 else min(lv.height, int((y + h) / s + 0.5))
     return left, top, max(1, right - left), max(1, bottom - top)
 
 
@@ -111,14 +111,19 @@ def choose_level(info: ImageInfo, region: Fractions, width: int, height: int) ->
 
 def _choose(info: ImageInfo, box: tuple[float, float, float, float], width: int,
             height: int) -> int:
-    chosen = 0
-    for index in range(len(info.levels)):
-        _, _, bw, bh = level_box(info, index, box)
-        if bw >= width and bh >= height:
-            chosen = index
-        else:
+    return _choose_box(info, box, width, height)[0]
+
+
+def _choose_box(info: ImageInfo, box: tuple[float, float, float, float], width: int,
+                height: int) -> tuple[int, Box]:
+    """The level :func:`choose_level` picks, with the region's box there."""
+    chosen, chosen_box = 0, level_box(info, 0, box)
+    for index in range(1, len(info.levels)):
+        lbox = level_box(info, index, box)
+        if lbox[2] < width or lbox[3] < height:
             break
-    return chosen
+        chosen, chosen_box = index, lbox
+    return chosen, chosen_box
 
 
 def region_box(info: ImageInfo, level: int, region: Fractions) -> Box:
@@ -138,8 +143,7 @@ def exact_tile(
     requests take the tile path (tile cache, codec pass-through) whatever
     size syntax the protocol used.
     """
-    level = _choose(info, box, width, height)
-    left, top, bw, bh = level_box(info, level, box)
+    level, (left, top, bw, bh) = _choose_box(info, box, width, height)
     if (bw, bh) != (width, height):
         return None
     lv = info.levels[level]

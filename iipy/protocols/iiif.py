@@ -17,8 +17,6 @@ a filesystem path.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from ..errors import BadRequest, IIPyError, NotFound
 from ..geometry import exact_tile
 from ..http import NotModified, Request, Response, make_etag, not_modified
@@ -123,14 +121,15 @@ class IIIFProtocol:
             mirror=image_request.mirror,
             angle=0.0 if quarter else degrees,
         )
-        view = View(record.path, "region", image_request.format, processing=processing)
+        fmt = image_request.format
         tile = exact_tile(info, resolved.box, resolved.width, resolved.height)
         if tile is not None:
             level, column, row = tile
-            resolution = info.resolutions - 1 - level
             index = row * info.levels[level].columns + column
-            return self.renderer.tile(replace(view, kind="tile", resolution=resolution,
-                                              tile=index))
+            view = View(record.path, "tile", fmt, None, info.resolutions - 1 - level, index,
+                        processing)
+            return self.renderer.tile(view)
+        view = View(record.path, "region", fmt, processing=processing)
         x, y, w, h = resolved.box
         fractions = (x / info.width, y / info.height, w / info.width, h / info.height)
         return self.renderer.region(view, fractions, resolved.width, resolved.height)
