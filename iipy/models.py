@@ -145,6 +145,7 @@ class Processing:
     colour: str = ""  # "", "grey" or "binary"
     rotation: int = 0  # 0, 90, 180, 270
     mirror: bool = False
+    angle: float = 0.0  # further clockwise rotation in degrees, not a multiple of 90 (IIIF)
     # issue 3: the rest of iipsrv's processing commands (iip-protocol.md §2.12-2.22)
     stretch: bool = False  # CNT=st: normalise between the histogram's first and last bins
     equalize: bool = False  # CNT=eq: histogram equalisation after the float pipeline

@@ -34,7 +34,7 @@ from .export import RegionJob, finish_colour, render_region
 from .geometry import choose_level, region_box
 from .models import ImageInfo, OutputFormat, Processing, View
 from .settings import Settings
-from .transforms import flatten_for, histogram, orient, to_8bit
+from .transforms import flatten_for, histogram, orient, rotate_arbitrary, to_8bit
 from .watermark import RandomSource, Watermark, load_watermark
 
 log = logging.getLogger(__name__)
@@ -251,6 +251,9 @@ class Renderer:
         pixels = render_region(job)
         if processing.rotation or processing.mirror:
             pixels = orient(pixels, processing.rotation, processing.mirror)
+        if processing.angle:
+            pixels = flatten_for(rotate_arbitrary(pixels, processing.angle, view.format),
+                                 view.format)
         if self.watermarking:
             full = info.levels[0]
             block = 2 * max(full.tile_width, full.tile_height)
@@ -270,6 +273,9 @@ class Renderer:
         pixels = finish_colour(pixels, processing, hist)
         if processing.rotation or processing.mirror:
             pixels = orient(pixels, processing.rotation, processing.mirror)
+        if processing.angle:
+            pixels = rotate_arbitrary(pixels, processing.angle, view.format)
+            pixels = flatten_for(pixels, view.format)
         return pixels
 
     def histogram(self, entry: _Entry) -> np.ndarray:

@@ -7,6 +7,7 @@ output is uint8, ready for an encoder.
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 from . import floatops
 from .models import ColourSpace, ImageInfo, OutputFormat, Processing
@@ -188,3 +189,37 @@ def equalize(pixels: np.ndarray, hist: np.ndarray) -> np.ndarray:
         return pixels
     lut = np.rint(np.clip((cdf - cdf_min) / (total - cdf_min), 0.0, 1.0) * 255.0)
     return lut.astype(np.uint8)[pixels]
+
+
+#: what fills the corners of an arbitrarily rotated image in formats without
+#: transparency (JPEG): white, the colour of paper, as most IIIF servers do
+ROTATION_FILL = 255
+_ALPHA_FORMATS = (OutputFormat.PNG, OutputFormat.WEBP, OutputFormat.TIFF)
+
+
+def rotate_arbitrary(pixels: np.ndarray, angle: float, fmt: OutputFormat) -> np.ndarray:
+    """Rotate clockwise by any angle (IIIF ``rotationArbitrary``).
+
+    The canvas grows to hold the whole rotated image (IIIF: no content is
+    cut and no scaling happens).  The new corners are transparent where the
+    output format has an alpha channel (PNG, WebP, TIFF: an alpha band is
+    added if the image had none) and :data:`ROTATION_FILL` white for JPEG.
+    Bicubic resampling.
+    """
+    bands = pixels.shape[2]
+    transparent = fmt in _ALPHA_FORMATS
+    if transparent and bands in (1, 3):
+        alpha = np.full(pixels.shape[:2] + (1,), 255, dtype=np.uint8)
+        pixels = np.concatenate([pixels, alpha], axis=2)
+        bands += 1
+    if bands > 4:
+        pixels, bands = pixels[:, :, :3], 3
+    # transparent corners, or opaque white ones (alpha, if any, opaque too)
+    fill = (0,) * bands if transparent else (ROTATION_FILL,) * bands
+    array = pixels[:, :, 0] if bands == 1 else pixels
+    image = Image.fromarray(np.ascontiguousarray(array))
+    rotated = image.rotate(
+        -angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=fill
+    )
+    out = np.asarray(rotated)
+    return out[:, :, None] if out.ndim == 2 else out

@@ -255,3 +255,29 @@ def test_each_request_carries_only_its_own_mark(image_dir, source, marks):
         expected[y : y + WM_H, x : x + WM_W, 0] = 255
         assert np.array_equal(out, expected)
     assert not np.array_equal(first, second)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "IIIF=wm_src.tif/0,0,256,256/256,/0/default.png",  # one stored tile: the tile path
+        "IIIF=wm_src.tif/full/300,/0/default.png",  # a region
+        "IIIF=wm_src.tif/full/max/90/default.png",
+        "DeepZoom=wm_src.tif_files/10/1_0.png",
+        "Zoomify=wm_src.tif/TileGroup0/2-1-0.png",
+    ],
+)
+def test_other_protocols_images_are_marked_and_info_is_not(image_dir, source, marks, query):
+    app = marked_app(image_dir, marks["red"])
+    app.renderer.rng = random.Random(5)
+    plain = make_app(FILESYSTEM_PREFIX=str(image_dir) + "/")
+    marked, clean = call(app, query), call(plain, query)
+    assert marked.status == clean.status == 200, marked.body[:200]
+    out, src = png(marked.body).astype(int), png(clean.body).astype(int)
+    assert out.shape == src.shape
+    diff = out - src
+    assert (diff >= 0).all() and diff[:, :, 1:].max() == 0  # red added, nothing else
+    assert (diff[:, :, 0] > 0).sum() > 0
+    assert marked.header("ETag") is None
+    info = call(app, "IIIF=wm_src.tif/info.json")
+    assert info.status == 200 and info.body == call(plain, "IIIF=wm_src.tif/info.json").body
