@@ -75,7 +75,7 @@ def _bracketed(arg: str) -> str:
 def twist(p: Processing, arg: str) -> Processing:
     """CTW=[a,b,c;d,e,f;…] (URL-decoded): rows are output bands."""
     text = _bracketed(arg)
-    rows = [row for row in text.split(";")]
+    rows = text.split(";")
     if not text or len(rows) > MAX_TWIST:
         raise BadRequest(f"CTW needs 1 to {MAX_TWIST} rows like [a,b,c;d,e,f]")
     matrix = []
