@@ -104,7 +104,8 @@ def _fast_jpeg(
     export needs no second, 4-bytes-a-pixel copy as Pillow makes."""
     colour = "GRAY" if pixels.shape[2] == 1 else "RGB"
     data = _simplejpeg.encode_jpeg(
-        np.ascontiguousarray(pixels), quality=quality, colorspace=colour, colorsubsampling="420"
+        np.ascontiguousarray(pixels), quality=quality, colorspace=colour, colorsubsampling="420",
+        fastdct=True,  # libjpeg's fast integer DCT, as iipsrv encodes
     )
     if data[2:4] != b"\xff\xe0" or data[6:11] != b"JFIF\0":
         raise IIPyError("JPEG encoder wrote no JFIF header")
