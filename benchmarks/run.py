@@ -200,6 +200,48 @@ def random_tiles_lua(image: BenchImage) -> str:
     return RANDOM_TILE_LUA.format(prefix=prefix, count=image.tile_count)
 
 
+IIIF_TILE_LUA = """
+local prefix = "{prefix}"
+local columns, rows, width, height, tile = {columns}, {rows}, {width}, {height}, {tile}
+local height_in_size = {height_in_size}
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("seed", threads)
+end
+function init(args)
+  math.randomseed(20240 + (seed or 0) * 7919)
+end
+function request()
+  local n = math.random(0, columns * rows - 1)
+  local x, y = n % columns, math.floor(n / columns)
+  local w, h = math.min(tile, width - x * tile), math.min(tile, height - y * tile)
+  local size = w .. ","
+  if height_in_size then size = size .. h end
+  return wrk.format("GET", prefix .. (x * tile) .. "," .. (y * tile) .. "," .. w .. "," .. h
+                    .. "/" .. size .. "/0/default.jpg")
+end
+"""
+
+
+def iiif_tiles_lua(height_in_size: bool) -> Callable[[BenchImage], str]:
+    """wrk script requesting uniformly random full-resolution IIIF tiles the way
+    OpenSeadragon builds them (``x,y,w,h/w,h/0/default.jpg``, edge tiles cropped) or,
+    without the height, as Mirador's OpenSeadragon 5 does (``…/w,/…``); the same
+    sequence for both servers."""
+
+    def lua(image: BenchImage) -> str:
+        return IIIF_TILE_LUA.format(
+            prefix=f"{IIIF_MOUNT}/{image.fif}/", columns=image.tiles_x, rows=image.tiles_y,
+            width=image.width, height=image.height, tile=image.tile,
+            height_in_size="true" if height_in_size else "false")
+
+    return lua
+
+
+IIIF_MOUNT = "/iiif"
+IIIF_ENV = {"URI_MAP": "iiif=>IIIF"}  # iipsrv needs it for /iiif/ paths
+
 IIPMOOVIEWER_OBJ = "obj=IIP,1.0&obj=Max-size&obj=Tile-size&obj=Resolution-number&obj=Resolutions"
 
 SCENARIOS: list[Scenario] = [
@@ -217,12 +259,67 @@ SCENARIOS: list[Scenario] = [
         "content_type": "image/jpeg",
     },
     {
+        "name": "cvt-1000",
+        "description": "a 1000 px wide JPEG export of the whole image (CVT)",
+        "url": lambda img: _iip(img, "WID=1000&CVT=jpeg"),
+        "content_type": "image/jpeg",
+    },
+    {
+        "name": "tile-random-watermarked",
+        "description": "random full-resolution tiles with a WATERMARK (64x32 RGBA, opacity 0.5)",
+        "lua": random_tiles_lua,
+        "probe": lambda img: _iip(img, f"JTL={img.max_resolution},0"),
+        "content_type": "image/jpeg",
+        "env": {"WATERMARK": lambda img: str(ensure_watermark(img.path.parent)),
+                "WATERMARK_OPACITY": "0.5"},
+    },
+    {
+        "name": "iiif-tile-random",
+        "description": "random full-resolution IIIF tiles as OpenSeadragon asks (x,y,w,h/w,h)",
+        "lua": iiif_tiles_lua(height_in_size=True),
+        "probe": lambda img: f"{IIIF_MOUNT}/{img.fif}/0,0,256,256/256,256/0/default.jpg",
+        "content_type": "image/jpeg",
+        "env": IIIF_ENV,
+        "mounts": (IIIF_MOUNT,),
+    },
+    {
+        "name": "iiif-tile-random-w",
+        "description": "random full-resolution IIIF tiles as Mirador asks (x,y,w,h/w,)",
+        "lua": iiif_tiles_lua(height_in_size=False),
+        "probe": lambda img: f"{IIIF_MOUNT}/{img.fif}/0,0,256,256/256,/0/default.jpg",
+        "content_type": "image/jpeg",
+        "env": IIIF_ENV,
+        "mounts": (IIIF_MOUNT,),
+    },
+    {
         "name": "obj",
         "description": "IIPMooViewer's metadata request",
         "url": lambda img: _iip(img, IIPMOOVIEWER_OBJ),
         "content_type": "application/vnd.netfpx",
     },
 ]
+
+
+def ensure_watermark(directory: Path) -> Path:
+    """A 64×32 red watermark with 200/255 alpha, written once beside the image."""
+    path = directory / "bench-watermark.tif"
+    if not path.exists():
+        import numpy as np
+        import pyvips
+
+        rgba = np.zeros((32, 64, 4), np.uint8)
+        rgba[..., 0], rgba[..., 3] = 255, 200
+        image = pyvips.Image.new_from_memory(rgba.tobytes(), 64, 32, 4, "uchar")
+        image.copy(interpretation="srgb").tiffsave(str(path))
+    return path
+
+
+def scenario_env(scenario: Scenario, image: BenchImage) -> dict[str, str]:
+    """The scenario's extra settings; a value may be a function of the image."""
+    return {
+        name: value(image) if callable(value) else value
+        for name, value in scenario.get("env", {}).items()
+    }
 
 
 def scenario_key(scenario: Scenario) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
@@ -341,7 +438,7 @@ def start_target(
         "FILESYSTEM_PREFIX": f"{image.path.parent}/",
         "VERBOSITY": "0",
         "LOGFILE": str(workdir / f"{target.name}.log"),
-        **scenario.get("env", {}),
+        **scenario_env(scenario, image),
     }
     mounts = (DEFAULT_MOUNT, *scenario.get("mounts", ()))
     directory = workdir / target.name

@@ -16,7 +16,10 @@ from collections.abc import Callable, Iterable
 from .errors import CorruptImage, IIPyError, MethodNotAllowed
 from .http import NotModified, Request, Response, cors_headers, http_date
 from .paths import PathResolver
+from .protocols.deepzoom import DeepZoomProtocol
+from .protocols.iiif import IIIFProtocol
 from .protocols.iip import IIPProtocol
+from .protocols.zoomify import ZoomifyProtocol
 from .render import Renderer
 from .settings import Settings
 
@@ -38,6 +41,8 @@ REASONS = {
     501: "Not Implemented",
 }
 ALLOW = "GET, HEAD, POST, OPTIONS"
+#: first path segments served without configuration (the standalone HTTP mode)
+PATH_ROUTES = ("iiif", "deepzoom", "zoomify")
 HOME_PAGE = (
     "<!DOCTYPE html><html><head><title>iipy</title></head><body>"
     "<h1>iipy</h1><p>An IIPImage-compatible image server.</p>"
@@ -54,6 +59,11 @@ class Application:
         self.renderer = Renderer(settings)
         self.resolver = PathResolver(settings.filesystem_prefix, settings.filesystem_suffix)
         self.iip = IIPProtocol(settings, self.renderer, self.resolver)
+        self.protocols = {  # the IIP commands that are whole protocols of their own
+            "iiif": IIIFProtocol(settings, self.renderer, self.resolver),
+            "deepzoom": DeepZoomProtocol(settings, self.renderer, self.resolver),
+            "zoomify": ZoomifyProtocol(settings, self.renderer, self.resolver),
+        }
         self.server_header = settings.server_name
         self.cors = cors_headers(settings.cors)
 
@@ -96,6 +106,12 @@ class Application:
         request = self.request(environ, method)
         if not request.query:
             return Response(200, HOME_PAGE.encode(), "text/html; charset=utf-8")
+        name, _, argument = request.query.partition("=")
+        protocol = self.protocols.get(name.lower())
+        if protocol is not None:
+            if "&" in argument and not self.is_path_request(request.uri):
+                argument = argument.split("&", 1)[0]  # a query string: one command
+            return protocol.handle(request, argument)
         return self.iip.handle(request)
 
     def request(self, environ: dict, method: str) -> Request:
@@ -118,16 +134,28 @@ class Application:
         )
 
     def mapped_query(self, uri: str) -> str | None:
-        """URI_MAP: ``/prefix/rest`` → ``<command>=rest`` (query string ignored)."""
+        """URI_MAP: ``/prefix/rest`` → ``<command>=rest`` (query string ignored).
+
+        Without a matching URI_MAP, ``/iiif/rest``, ``/deepzoom/rest`` and
+        ``/zoomify/rest`` are mapped the same way when the query string holds
+        no command (so a FastCGI script mounted under such a path keeps its
+        ``?IIIF=…`` requests, and a cache-busting ``?12345`` is ignored).
+        """
+        path, _, query = uri.partition("?")
         mapping = self.settings.uri_map
-        if mapping is None:
-            return None
-        prefix, command = mapping
-        path = uri.split("?", 1)[0]
-        if prefix and not (path == "/" + prefix or path.startswith("/" + prefix + "/")):
-            return None
-        rest = path[len(prefix) + 2 :] if prefix else path.lstrip("/")
-        return f"{command}={rest}"
+        if mapping is not None:
+            prefix, command = mapping
+            if not prefix or path == "/" + prefix or path.startswith("/" + prefix + "/"):
+                rest = path[len(prefix) + 2 :] if prefix else path.lstrip("/")
+                return f"{command}={rest}"
+        first = path[1:].partition("/")[0]
+        if first.lower() in PATH_ROUTES and "=" not in query and path.startswith("/" + first + "/"):
+            return f"{first.lower()}={path[len(first) + 2 :]}"
+        return None
+
+    def is_path_request(self, uri: str) -> bool:
+        """Whether the request string came from the path (URI_MAP or a path route)."""
+        return self.mapped_query(uri) is not None
 
     # -- responses --------------------------------------------------------
 
@@ -149,7 +177,7 @@ class Application:
             headers.append(("Content-Type", response.content_type))
         if response.last_modified is not None:
             headers.append(("Last-Modified", http_date(response.last_modified)))
-        if response.etag:
+        if response.etag and not self._varies(response):
             headers.append(("ETag", response.etag))
         ok = response.status < 400
         cache = self.settings.cache_control if ok and response.cacheable else "no-cache"
@@ -161,6 +189,14 @@ class Application:
             headers.append(("Content-Length", str(len(response.body))))
         status = f"{response.status} {REASONS.get(response.status, 'Unknown')}"
         return status, headers
+
+
+    def _varies(self, response: Response) -> bool:
+        """A watermarked image differs on every request (random placement), so
+        it gets no ETag: a validator would claim the bytes are the same.
+        Last-Modified and Cache-Control stay, as in iipsrv 1.3, so browsers
+        may still keep (a marked copy of) a tile."""
+        return self.renderer.watermarking and response.content_type.startswith("image/")
 
 
 def _read_body(environ: dict) -> str:

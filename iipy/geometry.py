@@ -32,7 +32,10 @@ def cvt_output_size(
     WID only keeps the region's aspect, likewise HEI; both give a bounding
     box; neither gives the full image size (even for a region: the protocol's
     long-standing behaviour).  MAX_CVT then bounds the larger side, keeping
-    the aspect; ALLOW_UPSCALING=0 bounds each side by the full image.
+    the aspect (MAX_CVT -1: no limit).  ALLOW_UPSCALING=0 bounds the output
+    by the full image size, keeping the aspect (iipsrv clamps each side on
+    its own, which distorts a wide region: 2000×140 would become 1000×140
+    where iipy gives 1000×70).
     """
     full_w, full_h = info.width, info.height
     _, _, fw, fh = region
@@ -55,29 +58,105 @@ def cvt_output_size(
             width, height = c_round(max_cvt * ratio), max_cvt
         else:
             width = height = max_cvt
-    if not allow_upscaling:
+    if not allow_upscaling and (width > full_w or height > full_h):
+        if width / full_w >= height / full_h:
+            width, height = full_w, c_round(full_w / ratio)
+        else:
+            width, height = c_round(full_h * ratio), full_h
         width, height = min(width, full_w), min(height, full_h)
     return max(1, width), max(1, height)
 
 
+def scale_factor(info: ImageInfo, level: int) -> int:
+    """The integer factor by which a pyramid level is reduced from full size.
+
+    ``round(full / level)`` on the longer side: 1, 2, 4… for the usual
+    halving pyramids whatever rounding the writer used (1410 → 705 → 352 →
+    176 gives 1, 2, 4, 8).  IIIF info.json advertises these as
+    ``scaleFactors``, and :func:`level_box` divides by them.
+    """
+    lv = info.levels[level]
+    if info.width >= info.height:
+        return max(1, int(info.width / max(1, lv.width) + 0.5))
+    return max(1, int(info.height / max(1, lv.height) + 0.5))
+
+
+def level_box(info: ImageInfo, level: int, box: tuple[float, float, float, float]) -> Box:
+    """A full-resolution box (pixels, may be fractional) at a pyramid level.
+
+    This is the one rounding rule shared by the renderer (which region of a
+    level it decodes), IIIF info.json (``sizes`` are the boxes of the full
+    image) and the IIIF/DeepZoom size and tile logic: each edge is divided by
+    the level's :func:`scale_factor` and rounded (halves up), an edge on the
+    image's right or bottom border maps to the level's border, and the box is
+    kept inside the level and at least 1×1.  So a tile-aligned request lands
+    exactly on the level's tile grid, and the last column and row get the
+    level's real remainder (1410×793 at scale 2: ``1024,512,386,281`` → the
+    193×140 corner tile of the 705×396 level, where 281 / 2 would round to
+    141), even when the level's size is not exactly the full size divided by
+    the factor.
+    """
+    lv = info.levels[level]
+    s = scale_factor(info, level)
+    x, y, w, h = box  # non-negative, so int(v + 0.5) rounds halves up like c_round
+    left = min(max(0, int(x / s + 0.5)), lv.width - 1)
+    top = min(max(0, int(y / s + 0.5)), lv.height - 1)
+    right = lv.width if x + w >= info.width - 1e-9 else min(lv.width, int((x + w) / s + 0.5))
+    bottom = lv.height if y + h >= info.height - 1e-9 else min(lv.height, int((y + h) / s + 0.5))
+    return left, top, max(1, right - left), max(1, bottom - top)
+
+
+def _pixels(info: ImageInfo, region: Fractions) -> tuple[float, float, float, float]:
+    x, y, w, h = region
+    return x * info.width, y * info.height, w * info.width, h * info.height
+
+
 def choose_level(info: ImageInfo, region: Fractions, width: int, height: int) -> int:
     """Native index of the smallest level whose region is at least the output size."""
-    _, _, fw, fh = region
-    chosen = 0
-    for index, level in enumerate(info.levels):
-        if level.width * fw + 1e-9 >= width and level.height * fh + 1e-9 >= height:
-            chosen = index
-        else:
+    return _choose(info, _pixels(info, region), width, height)
+
+
+def _choose(info: ImageInfo, box: tuple[float, float, float, float], width: int,
+            height: int) -> int:
+    return _choose_box(info, box, width, height)[0]
+
+
+def _choose_box(info: ImageInfo, box: tuple[float, float, float, float], width: int,
+                height: int) -> tuple[int, Box]:
+    """The level :func:`choose_level` picks, with the region's box there."""
+    chosen, chosen_box = 0, level_box(info, 0, box)
+    for index in range(1, len(info.levels)):
+        lbox = level_box(info, index, box)
+        if lbox[2] < width or lbox[3] < height:
             break
-    return chosen
+        chosen, chosen_box = index, lbox
+    return chosen, chosen_box
 
 
 def region_box(info: ImageInfo, level: int, region: Fractions) -> Box:
-    """The region in pixels of a level: rounded, clamped inside, at least 1×1."""
+    """The region (fractions of the image) in pixels of a level (:func:`level_box`)."""
+    return level_box(info, level, _pixels(info, region))
+
+
+def exact_tile(
+    info: ImageInfo, box: tuple[float, float, float, float], width: int, height: int
+) -> tuple[int, int, int] | None:
+    """(level, column, row) when a full-resolution box scaled to width×height
+    is exactly one stored tile of the level the renderer would decode.
+
+    iipsrv HEAD's rule (iip-protocol.md §6.7): the box at the chosen level
+    starts on the tile grid and its size equals both the output size and
+    that tile's size (the remainder for the last column and row).  Such
+    requests take the tile path (tile cache, codec pass-through) whatever
+    size syntax the protocol used.
+    """
+    level, (left, top, bw, bh) = _choose_box(info, box, width, height)
+    if (bw, bh) != (width, height):
+        return None
     lv = info.levels[level]
-    x, y, fw, fh = region
-    left = min(max(0, c_round(lv.width * x)), lv.width - 1)
-    top = min(max(0, c_round(lv.height * y)), lv.height - 1)
-    width = max(1, min(c_round(lv.width * fw), lv.width - left))
-    height = max(1, min(c_round(lv.height * fh), lv.height - top))
-    return left, top, width, height
+    if left % lv.tile_width or top % lv.tile_height:
+        return None
+    column, row = left // lv.tile_width, top // lv.tile_height
+    if column >= lv.columns or row >= lv.rows or lv.tile_box(column, row)[2:] != (bw, bh):
+        return None
+    return level, column, row

@@ -145,6 +145,36 @@ class Processing:
     colour: str = ""  # "", "grey" or "binary"
     rotation: int = 0  # 0, 90, 180, 270
     mirror: bool = False
+    angle: float = 0.0  # further clockwise rotation in degrees, not a multiple of 90 (IIIF)
+    # issue 3: the rest of iipsrv's processing commands (iip-protocol.md §2.12-2.22)
+    stretch: bool = False  # CNT=st: normalise between the histogram's first and last bins
+    equalize: bool = False  # CNT=eq: histogram equalisation after the float pipeline
+    log: bool = False  # GAM=log: out = ln(1 + 255 v) / ln(256)
+    colormap: str = ""  # CMP: "", hot, cold, jet, blue, green, red
+    twist: tuple[tuple[float, ...], ...] = ()  # CTW rows = output bands
+    shade: tuple[int, int] | None = None  # SHD: light azimuth, elevation (degrees)
+    convolution: tuple[float, ...] = ()  # CNV: square kernel, odd side, row-major
+    minmax: tuple[tuple[int, float, float], ...] = ()  # MINMAX: (band or -1 = all, min, max)
+
+    @property
+    def floating(self) -> bool:
+        """Whether the float pipeline (normalise … contrast) must run (iipsrv 1.2+ rule)."""
+        return (
+            self.contrast != 1.0
+            or self.gamma != 1.0
+            or self.log
+            or self.stretch
+            or self.invert
+            or bool(self.colormap)
+            or bool(self.twist)
+            or self.shade is not None
+            or bool(self.convolution)
+            or bool(self.minmax)
+        )
+
+    @property
+    def needs_histogram(self) -> bool:
+        return self.stretch or self.equalize or self.colour == "binary"
 
     @property
     def is_identity(self) -> bool:

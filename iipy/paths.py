@@ -17,14 +17,17 @@ from .errors import NotFound
 _PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
 
 
-def url_decode(value: str) -> str:
+def url_decode(value: str, plus_is_space: bool = True) -> str:
     """iipsrv's decoder: ``%XX`` → byte, ``+`` → space, ``%00`` dropped.
 
     A ``%`` not followed by two hex digits passes through unchanged.  Bytes
     are decoded as UTF-8 (invalid sequences are kept via surrogateescape so
     that file names in other encodings still reach the filesystem).
+    ``plus_is_space`` False keeps ``+`` (a URL path, as IIIF identifiers are).
     """
-    raw = value.encode("utf-8", "surrogateescape").replace(b"+", b" ")
+    raw = value.encode("utf-8", "surrogateescape")
+    if plus_is_space:
+        raw = raw.replace(b"+", b" ")
 
     def byte(match: re.Match[bytes]) -> bytes:
         code = int(match.group(1), 16)

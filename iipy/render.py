@@ -7,28 +7,36 @@ get bytes back.  Tiles take the cheapest route that gives the right pixels:
    file's tables (no decode, no encode) when nothing changes the pixels;
 2. the encoded-tile cache (bytes-bounded LRU);
 3. decode, reduce to 8 bits, encode, cache.
+
+With a WATERMARK, each tile draws whether it is marked; a marked tile never
+comes from pass-through or the encoded-tile cache: its unmarked pixels are
+cached instead (:attr:`Renderer._pixels_cache`) and the mark is added at a
+fresh random place for every request.  Regions (exports) are assembled
+strip by strip by :mod:`iipy.export`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import stat
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
-from . import jpegmarkers
+from . import jpegmarkers, resample
 from .cache import LRUCache
 from .decoders import Decoder, decoder_for
 from .decoders.base import quality_layers
 from .encoders import encode
 from .errors import IIPyError, NotFound
+from .export import RegionJob, finish_colour, render_region
 from .geometry import choose_level, region_box
 from .models import ImageInfo, OutputFormat, Processing, View
 from .settings import Settings
-from .transforms import flatten_for, histogram, orient, otsu_threshold, to_8bit, to_binary, to_grey
+from .transforms import flatten_for, histogram, orient, rotate_arbitrary, to_8bit
+from .watermark import RandomSource, Watermark, load_watermark
 
 log = logging.getLogger(__name__)
 _NO_PROCESSING = Processing()
@@ -55,18 +63,47 @@ class _Entry:
 
 
 class Renderer:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, rng: RandomSource | None = None) -> None:
+        """``rng`` is the watermark's random source (default: a ``random.Random``
+        seeded from ``os.urandom`` in each process, so forked workers differ)."""
         self.settings = settings
         size = settings.max_metadata_cache_size
         self._images: LRUCache[_Entry] = LRUCache(
             max_items=1 if size == 0 else size, on_evict=lambda e: e.decoder.close()
         )
         self._tiles: LRUCache[bytes] = LRUCache(max_bytes=settings.max_image_cache_bytes)
+        self.watermark: Watermark | None = load_watermark(
+            settings.watermark, settings.watermark_opacity, settings.watermark_probability
+        )
+        self._pixels_cache: LRUCache[np.ndarray] = LRUCache(
+            max_bytes=settings.max_image_cache_bytes, sizeof=lambda a: a.nbytes
+        )
+        self._rng = rng
+        self._rng_pid = -1
+
+    @property
+    def watermarking(self) -> bool:
+        """Whether image outputs may carry a watermark (so differ per request)."""
+        return self.watermark is not None and self.watermark.active
+
+    @property
+    def rng(self) -> RandomSource:
+        if self._rng is None or self._rng_pid not in (-2, os.getpid()):
+            self._rng = random.Random(os.urandom(16))
+            self._rng_pid = os.getpid()
+        return self._rng
+
+    @rng.setter
+    def rng(self, source: RandomSource) -> None:
+        """Inject a random source (tests seed one); kept across forks."""
+        self._rng = source
+        self._rng_pid = -2
 
     def clear(self) -> None:
-        """Empty both caches (SIGHUP)."""
+        """Empty the caches (SIGHUP)."""
         self._images.clear()
         self._tiles.clear()
+        self._pixels_cache.clear()
 
     # -- images -----------------------------------------------------------
 
@@ -137,6 +174,9 @@ class Renderer:
         if not 0 <= view.tile < level.tile_count:
             raise NotFound(f"Asked for non-existent tile: {view.tile}")
         column, row = view.tile % level.columns, view.tile // level.columns
+        mark = self.watermarking and self.watermark.draw(self.rng)  # type: ignore[union-attr]
+        if mark:
+            return self._marked_tile(entry, native, column, row, view)
         if (
             view.format is OutputFormat.JPEG
             and view.quality is None
@@ -159,6 +199,31 @@ class Renderer:
         self._tiles.put(key, data)
         return data
 
+    def _marked_tile(self, entry: _Entry, native: int, column: int, row: int, view: View
+                     ) -> bytes:
+        """A watermarked tile: cached unmarked pixels + a fresh mark, encoded."""
+        key = (entry.record.stamp, view)
+        info = entry.record.info
+        mark: Watermark = self.watermark  # type: ignore[assignment]
+        cached = self._pixels_cache.get(key)
+        if cached is not None:
+            marked = np.array(cached, copy=True)
+            mark.stamp(marked, self.rng)
+            return self._encode(info, native, marked, view)
+        pixels = entry.decoder.read_tile(native, column, row, **self._layers(info, view))
+        pixels = self._pixels(entry, pixels, view)
+        if not pixels.flags.writeable:  # e.g. a view of libvips' buffer
+            pixels = np.array(pixels, copy=True)
+        # a fresh decode is ours alone: mark it in place, encode, take the mark off, cache it
+        unmark = mark.stamp_undoably(pixels, self.rng)
+        try:
+            data = self._encode(info, native, pixels, view)
+        finally:
+            unmark()
+        pixels.flags.writeable = False
+        self._pixels_cache.put(key, pixels)
+        return data
+
     # -- regions ----------------------------------------------------------
 
     def region(
@@ -168,18 +233,40 @@ class Renderer:
         width: int,
         height: int,
     ) -> bytes:
-        """A region (fractions of the image) scaled to exactly width×height."""
+        """A region (fractions of the image) scaled to width×height (before
+        rotation: 90° and 270° swap the output's sides), with XMP."""
         entry = self._entry_for(view)
         info = entry.record.info
         native = choose_level(info, region, width, height)
         box = region_box(info, native, region)
-        pixels = entry.decoder.read_region(native, *box, **self._layers(info, view))
-        pixels = to_8bit(pixels, info, view.processing)
-        pixels = flatten_for(pixels, view.format)
-        if (pixels.shape[1], pixels.shape[0]) != (width, height):
-            pixels = _resize(pixels, width, height, self.settings.interpolation)
-        pixels = self._after_resize(entry, pixels, view)
-        return self._encode(info, native, pixels, view, scale=width / max(1, box[2]))
+        processing = view.processing
+        layers = self._layers(info, view)
+        job = RegionJob(
+            read=lambda left, top, w, h: entry.decoder.read_region(
+                native, left, top, w, h, **layers
+            ),
+            info=info,
+            box=box,
+            width=width,
+            height=height,
+            processing=processing,
+            fmt=view.format,
+            method=resample.method_for(self.settings.interpolation),
+            hist=self.histogram(entry) if processing.needs_histogram else None,
+        )
+        pixels = render_region(job)
+        if processing.rotation or processing.mirror:
+            pixels = orient(pixels, processing.rotation, processing.mirror)
+        if processing.angle:
+            pixels = flatten_for(rotate_arbitrary(pixels, processing.angle, view.format),
+                                 view.format)
+        if self.watermarking:
+            full = info.levels[0]
+            block = 2 * max(full.tile_width, full.tile_height)
+            pixels = self.watermark.apply(pixels, self.rng, block)  # type: ignore[union-attr]
+        return self._encode(
+            info, native, pixels, view, scale=width / max(1, box[2]), xmp=info.xmp
+        )
 
     # -- shared -----------------------------------------------------------
 
@@ -192,19 +279,17 @@ class Renderer:
         return {"layers": layers} if layers else {}
 
     def _pixels(self, entry: _Entry, pixels: np.ndarray, view: View) -> np.ndarray:
-        """Decoded tile → output pixels, in iipsrv's order (§4.4)."""
-        pixels = flatten_for(to_8bit(pixels, entry.record.info, view.processing), view.format)
-        return self._after_resize(entry, pixels, view)
-
-    def _after_resize(self, entry: _Entry, pixels: np.ndarray, view: View) -> np.ndarray:
-        """Colour conversion, then mirror and rotation (§4.4 step 7, §5.4)."""
+        """Decoded tile → output pixels (without watermark), in iipsrv's order (§4.4):
+        float pipeline, band flattening, COL grey/binary, CNT eq, mirror, rotation."""
         processing = view.processing
-        if processing.colour == "grey":
-            pixels = to_grey(pixels)
-        elif processing.colour == "binary":
-            pixels = to_binary(pixels, otsu_threshold(self.histogram(entry)))
+        hist = self.histogram(entry) if processing.needs_histogram else None
+        pixels = flatten_for(to_8bit(pixels, entry.record.info, processing, hist), view.format)
+        pixels = finish_colour(pixels, processing, hist)
         if processing.rotation or processing.mirror:
             pixels = orient(pixels, processing.rotation, processing.mirror)
+        if processing.angle:
+            pixels = rotate_arbitrary(pixels, processing.angle, view.format)
+            pixels = flatten_for(pixels, view.format)
         return pixels
 
     def histogram(self, entry: _Entry) -> np.ndarray:
@@ -217,31 +302,41 @@ class Renderer:
         return entry.histogram
 
     def _encode(
-        self, info: ImageInfo, native: int, pixels: np.ndarray, view: View, scale: float = 1.0
+        self,
+        info: ImageInfo,
+        native: int,
+        pixels: np.ndarray,
+        view: View,
+        scale: float = 1.0,
+        xmp: bytes | None = None,
     ) -> bytes:
+        """Encode with the quality, DPI (scaled to what the output pixels
+        cover), ICC profile (when allowed and still true of the pixels) and XMP."""
         quality = view.quality if view.quality is not None else self.default_quality(view.format)
         dpi = None
         if info.dpi:
             factor = info.levels[native].width / info.width * scale * 0.0254
             dpi = (info.dpi[0] * factor, info.dpi[1] * factor)
+            if view.processing.rotation in (90, 270):
+                dpi = (dpi[1], dpi[0])
+        icc = self._icc(info)
+        if icc and not _icc_still_applies(icc, view.processing, pixels.shape[2]):
+            icc = None
         try:
-            return encode(pixels, view.format, quality, self._icc(info), dpi)
+            return encode(pixels, view.format, quality, icc, dpi, xmp)
         except (OSError, ValueError) as exc:
             raise IIPyError("image could not be encoded") from exc
 
 
-def _resize(pixels: np.ndarray, width: int, height: int, interpolation: int) -> np.ndarray:
-    """Resample with Pillow (area-aware bilinear, or nearest for INTERPOLATION=0)."""
-    method = Image.Resampling.NEAREST if interpolation == 0 else Image.Resampling.BILINEAR
-    bands = pixels.shape[2]
-    if bands == 1:
-        image = Image.fromarray(np.ascontiguousarray(pixels[:, :, 0]))
-        return np.asarray(image.resize((width, height), method))[:, :, None]
-    if bands in (3, 4):
-        image = Image.fromarray(np.ascontiguousarray(pixels))
-        return np.asarray(image.resize((width, height), method))
-    out = np.empty((height, width, bands), dtype=np.uint8)
-    for band in range(bands):
-        image = Image.fromarray(np.ascontiguousarray(pixels[:, :, band]))
-        out[:, :, band] = np.asarray(image.resize((width, height), method))
-    return out
+def _icc_still_applies(icc: bytes, processing: Processing, bands: int) -> bool:
+    """An ICC profile describes the source colours: not after CMP, SHD, CTW or
+    COL (iipsrv's rule), nor when the output's band count does not match the
+    profile's colour space (a grey JPEG with an RGB profile is invalid)."""
+    if processing.colormap or processing.shade or processing.twist or processing.colour:
+        return False
+    space = icc[16:20]
+    if space == b"GRAY":
+        return bands in (1, 2)
+    if space == b"RGB ":
+        return bands in (3, 4)
+    return True

@@ -126,6 +126,13 @@ def serve_http(app: Application, sock: socket.socket, wsgi: Callable | None = No
         def log_message(self, format: str, *args: object) -> None:
             log.debug("%s - %s", self.address_string(), format % args)
 
+        def get_environ(self) -> dict:
+            # REQUEST_URI as sent: PATH_INFO is percent-decoded, which would
+            # turn an IIIF identifier's %2F into a path separator
+            environ = super().get_environ()
+            environ["REQUEST_URI"] = self.path
+            return environ
+
     def with_request_uri(environ: dict, start_response: Callable) -> Any:
         if "REQUEST_URI" not in environ:
             query = environ.get("QUERY_STRING", "")

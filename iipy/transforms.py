@@ -7,8 +7,10 @@ output is uint8, ready for an encoder.
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
-from .models import ImageInfo, OutputFormat, Processing
+from . import floatops
+from .models import ColourSpace, ImageInfo, OutputFormat, Processing
 
 
 def needs_float_pipeline(info: ImageInfo, processing: Processing) -> bool:
@@ -16,35 +18,72 @@ def needs_float_pipeline(info: ImageInfo, processing: Processing) -> bool:
     return (
         info.bits > 8
         or info.sample_format.value == "float"
-        or processing.contrast != 1.0
-        or processing.gamma != 1.0
-        or processing.invert
+        or info.colour_space is ColourSpace.CIELAB
+        or processing.floating
     )
 
 
-def to_8bit(pixels: np.ndarray, info: ImageInfo, processing: Processing) -> np.ndarray:
-    """Normalise with the image's per-band min/max, apply GAM, INV and CNT,
-    and scale to 8 bits: ``out = trunc(clamp(v · 255 · CNT, 0, 255))``.
+def to_8bit(
+    pixels: np.ndarray,
+    info: ImageInfo,
+    processing: Processing,
+    hist: np.ndarray | None = None,
+) -> np.ndarray:
+    """Decoded samples → uint8, through iipsrv's float pipeline when needed.
 
-    This is iipsrv 1.1's path for every >8-bit or float image; non-finite
-    samples become 0.  Plain 8-bit data with no processing passes through.
+    CIELAB → sRGB first; then normalise with the image's per-band min/max
+    (overridden by MINMAX, or by the histogram's first and last non-empty
+    bins for CNT=stretch), SHD, CTW, GAM or log, INV, CMP, CNV, and finally
+    ``out = trunc(clamp(v · 255 · CNT, 0, 255))``.  This is iipsrv 1.1's path
+    for every >8-bit or float image (1.2+ would shift 16-bit data right by 8
+    instead, ignoring SMin/SMaxSampleValue); non-finite samples become 0.
+    Plain 8-bit data with no processing passes through untouched.
+    ``hist`` (the image histogram) is needed only for CNT=stretch.
     """
     if not needs_float_pipeline(info, processing):
         return pixels if pixels.dtype == np.uint8 else pixels.astype(np.uint8)
     bands = pixels.shape[2]
-    mins = np.asarray(_fit(info.min_values, bands, 0.0), dtype=np.float32)
-    maxs = np.asarray(_fit(info.max_values, bands, 255.0), dtype=np.float32)
-    span = np.where(maxs > mins, maxs - mins, 1.0).astype(np.float32)
-    values = (pixels.astype(np.float32) - mins) / span
-    if processing.gamma != 1.0:
-        np.maximum(values, 0.0, out=values)
-        np.power(values, np.float32(processing.gamma), out=values)
+    if info.colour_space is ColourSpace.CIELAB and bands >= 3:
+        values = floatops.lab_to_srgb(pixels)
+        mins, maxs = np.zeros(values.shape[2], np.float32), np.ones(values.shape[2], np.float32)
+    else:
+        values = None
+        mins = np.asarray(_fit(info.min_values, bands, 0.0), dtype=np.float32)
+        maxs = np.asarray(_fit(info.max_values, bands, 255.0), dtype=np.float32)
+    for band, low, high in processing.minmax:
+        if band < 0:
+            mins[:], maxs[:] = low, high
+        elif band < len(mins):
+            mins[band], maxs[band] = low, high
+    if processing.stretch and hist is not None:
+        first, last = histogram_bounds(hist)
+        span = maxs - mins
+        mins, maxs = mins + span * (first / 255.0), mins + span * (last / 255.0)
+    if values is None or processing.minmax or processing.stretch:
+        values = floatops.normalise(pixels if values is None else values, mins, maxs)
+    if processing.shade is not None:
+        values = floatops.shade(values, *processing.shade)
+    if processing.twist:
+        values = floatops.twist(values, processing.twist)
+    if processing.log:
+        values = floatops.logarithm(values)
+    elif processing.gamma != 1.0:
+        values = floatops.gamma(values, processing.gamma)
     if processing.invert:
-        values = 1.0 - values
-    values *= np.float32(255.0 * processing.contrast)
-    values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
-    np.clip(values, 0.0, 255.0, out=values)
-    return values.astype(np.uint8)
+        values = floatops.invert(values)
+    if processing.colormap:
+        values = floatops.colormap(values, processing.colormap)
+    if processing.convolution:
+        values = floatops.convolve(values, processing.convolution)
+    return floatops.contrast_to_8bit(values, processing.contrast)
+
+
+def histogram_bounds(hist: np.ndarray) -> tuple[int, int]:
+    """First and last non-empty bins (0, 255 for an empty histogram)."""
+    filled = np.flatnonzero(hist)
+    if not filled.size:
+        return 0, 255
+    return int(filled[0]), int(filled[-1])
 
 
 def _fit(values: tuple[float, ...], bands: int, default: float) -> list[float]:
@@ -131,3 +170,56 @@ def orient(pixels: np.ndarray, rotation: int, mirror: bool) -> np.ndarray:
     if turns:
         pixels = np.rot90(pixels, k=-turns, axes=(0, 1))
     return np.ascontiguousarray(pixels)
+
+
+def equalize(pixels: np.ndarray, hist: np.ndarray) -> np.ndarray:
+    """CNT=eq: map every band through the histogram's normalised cumulative sum.
+
+    ``lut[i] = round(255 · (cdf[i] − cdf_min) / (total − cdf_min))`` where
+    cdf_min is the count in the first non-empty bin; applied to 8-bit data
+    after the float pipeline and colour conversion, as iipsrv does.
+    """
+    cdf = np.cumsum(hist.astype(np.float64))
+    total = cdf[-1]
+    filled = np.flatnonzero(hist)
+    if total <= 0 or not filled.size:
+        return pixels
+    cdf_min = cdf[filled[0]]
+    if total <= cdf_min:
+        return pixels
+    lut = np.rint(np.clip((cdf - cdf_min) / (total - cdf_min), 0.0, 1.0) * 255.0)
+    return lut.astype(np.uint8)[pixels]
+
+
+#: what fills the corners of an arbitrarily rotated image in formats without
+#: transparency (JPEG): white, the colour of paper, as most IIIF servers do
+ROTATION_FILL = 255
+_ALPHA_FORMATS = (OutputFormat.PNG, OutputFormat.WEBP, OutputFormat.TIFF)
+
+
+def rotate_arbitrary(pixels: np.ndarray, angle: float, fmt: OutputFormat) -> np.ndarray:
+    """Rotate clockwise by any angle (IIIF ``rotationArbitrary``).
+
+    The canvas grows to hold the whole rotated image (IIIF: no content is
+    cut and no scaling happens).  The new corners are transparent where the
+    output format has an alpha channel (PNG, WebP, TIFF: an alpha band is
+    added if the image had none) and :data:`ROTATION_FILL` white for JPEG.
+    Bicubic resampling.
+    """
+    bands = pixels.shape[2]
+    transparent = fmt in _ALPHA_FORMATS
+    if transparent and bands in (1, 3):
+        alpha = np.full(pixels.shape[:2] + (1,), 255, dtype=np.uint8)
+        pixels = np.concatenate([pixels, alpha], axis=2)
+        bands += 1
+    if bands > 4:
+        pixels, bands = pixels[:, :, :3], 3
+    # transparent corners, or opaque white ones (alpha, if any, opaque too)
+    fill = (0,) * bands if transparent else (ROTATION_FILL,) * bands
+    array = pixels[:, :, 0] if bands == 1 else pixels
+    image = Image.fromarray(np.ascontiguousarray(array))
+    rotated = image.rotate(
+        -angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=fill
+    )
+    out = np.asarray(rotated)
+    return out[:, :, None] if out.ndim == 2 else out

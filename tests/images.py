@@ -1015,3 +1015,42 @@ def make_jp2_set(directory) -> ImageSet:
     s["jp2_badheader"] = make_corrupt_jp2(d / "jp2_badheader.jp2", s["jp2_rgb"], where="header")
     s["jp2_badboxes"] = make_corrupt_jp2(d / "jp2_badboxes.jp2", s["jp2_rgb"], where="boxes")
     return s
+
+
+# ---------------------------------------------------------------------------
+# CIELAB test images (added for issue 3: CIELAB → sRGB)
+# ---------------------------------------------------------------------------
+
+
+def make_cielab_tiff(path, width: int, height: int, *, dtype: str = "uint8",
+                     tile: int = 256) -> Path:
+    """A tiled pyramidal CIELab TIFF whose colours are the RGB gradient pattern.
+
+    The sRGB pattern (:func:`pattern_array`) is converted to L*a*b* (D65) by
+    libvips and stored as ``dtype``: "uint8" (L·2.55, signed a/b bytes — the
+    layout libvips 8.18 can write but not read), "int16" (libvips' LabS:
+    L·327.67, a/b·256 signed) or "float32" (L*a*b* as floats).  Deflate with
+    the horizontal predictor.  Converting it back must give the pattern
+    within a few levels.
+    """
+    path = Path(path)
+    rgb = _vips_image(pattern_array(width, height, 3))
+    lab = rgb.colourspace("lab")  # float L*a*b*
+    if dtype == "float32":
+        image = lab
+    elif dtype == "int16":
+        image = lab.Lab2LabS()
+    elif dtype == "uint8":
+        values = np.ndarray(buffer=lab.write_to_memory(), dtype=np.float32,
+                            shape=(height, width, 3))
+        packed = np.empty((height, width, 3), np.uint8)
+        packed[:, :, 0] = np.clip(np.rint(values[:, :, 0] * 2.55), 0, 255)
+        packed[:, :, 1:] = np.clip(np.rint(values[:, :, 1:]), -128, 127).astype(np.int8).view(
+            np.uint8)
+        image = pyvips.Image.new_from_memory(packed.tobytes(), width, height, 3, "uchar")
+        image = image.copy(interpretation="lab")
+    else:
+        raise ValueError(f"CIELAB dtype must be uint8, int16 or float32, not {dtype!r}")
+    image.tiffsave(str(path), tile=True, tile_width=tile, tile_height=tile, pyramid=True,
+                   compression="deflate", predictor="horizontal")
+    return path

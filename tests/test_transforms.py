@@ -11,6 +11,7 @@ from iipy.transforms import (
     histogram,
     orient,
     otsu_threshold,
+    rotate_arbitrary,
     to_8bit,
     to_binary,
     to_grey,
@@ -92,3 +93,30 @@ def test_flatten_for_formats():
     grey_alpha = np.zeros((2, 2, 2), dtype=np.uint8)
     assert flatten_for(grey_alpha, OutputFormat.JPEG).shape[2] == 1
     assert flatten_for(grey_alpha, OutputFormat.WEBP).shape[2] == 4
+
+
+def test_arbitrary_rotation_grows_the_canvas_and_fills_the_corners():
+    pixels = np.full((100, 200, 3), 100, dtype=np.uint8)
+    jpeg = rotate_arbitrary(pixels, 30, OutputFormat.JPEG)
+    # bounding box of the rotated rectangle: w·cos + h·sin by h·cos + w·sin
+    assert abs(jpeg.shape[1] - (200 * 0.866 + 100 * 0.5)) <= 2
+    assert abs(jpeg.shape[0] - (100 * 0.866 + 200 * 0.5)) <= 2
+    assert jpeg.shape[2] == 3 and tuple(jpeg[0, 0]) == (255, 255, 255)
+    assert tuple(jpeg[jpeg.shape[0] // 2, jpeg.shape[1] // 2]) == (100, 100, 100)
+    png = rotate_arbitrary(pixels, 30, OutputFormat.PNG)
+    assert png.shape[2] == 4 and png[0, 0, 3] == 0
+    assert tuple(png[png.shape[0] // 2, png.shape[1] // 2]) == (100, 100, 100, 255)
+
+
+def test_arbitrary_rotation_is_clockwise():
+    pixels = np.zeros((50, 100, 1), dtype=np.uint8)
+    pixels[:, 90:] = 255  # a bright right edge
+    turned = rotate_arbitrary(pixels, 80, OutputFormat.JPEG)[:, :, 0]
+    rows = np.nonzero(turned[:, turned.shape[1] // 2] > 200)[0]
+    assert rows.mean() > turned.shape[0] * 0.6  # clockwise: the right edge goes down
+
+
+def test_arbitrary_rotation_of_grey_adds_alpha_where_the_format_has_it():
+    grey = np.full((10, 20, 1), 7, dtype=np.uint8)
+    assert rotate_arbitrary(grey, 45, OutputFormat.PNG).shape[2] == 2
+    assert rotate_arbitrary(grey, 45, OutputFormat.JPEG).shape[2] == 1

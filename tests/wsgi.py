@@ -28,8 +28,8 @@ def make_app(**env: str):
 
 
 def call(app, query: str = "", method: str = "GET", headers: dict | None = None,
-         uri: str | None = None, body: bytes = b"") -> Result:
-    environ = {
+         uri: str | None = None, body: bytes = b"", environ: dict | None = None) -> Result:
+    env = {
         "REQUEST_METHOD": method,
         "QUERY_STRING": query,
         "REQUEST_URI": uri if uri is not None else "/fcgi-bin/iipsrv.fcgi?" + query,
@@ -40,12 +40,13 @@ def call(app, query: str = "", method: str = "GET", headers: dict | None = None,
         "CONTENT_LENGTH": str(len(body)),
     }
     for name, value in (headers or {}).items():
-        environ["HTTP_" + name.upper().replace("-", "_")] = value
+        env["HTTP_" + name.upper().replace("-", "_")] = value
+    env.update(environ or {})
     captured: dict = {}
 
     def start_response(status, response_headers, exc_info=None):
         captured["status"] = int(status.split()[0])
         captured["headers"] = response_headers
 
-    chunks = app(environ, start_response)
+    chunks = app(env, start_response)
     return Result(captured["status"], captured["headers"], b"".join(chunks))

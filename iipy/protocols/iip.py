@@ -12,16 +12,18 @@ import logging
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from urllib.parse import quote
 
-from ..errors import BadRequest, IIPError
+from ..errors import BadRequest, IIPError, NotFound
 from ..geometry import cvt_output_size
 from ..http import NotModified, Request, Response, make_etag, not_modified
 from ..models import OutputFormat, Processing, View
 from ..paths import PathResolver, url_decode
 from ..render import ImageRecord, Renderer
+from ..sequences import DEFAULT_ANGLES, Sequence, find_sequence
 from ..settings import Settings
-from . import iipobj
+from . import iipobj, iipproc
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,8 @@ class _State:
     content_type: str = IIP_TYPE
     errors: list[IIPError] = field(default_factory=list)
     output: Response | None = None
+    sequence: Sequence | None = None  # FIF named an image sequence (§11.6)
+    angles: tuple[int, int] = DEFAULT_ANGLES  # SDS
 
 
 class IIPProtocol:
@@ -94,12 +98,11 @@ class IIPProtocol:
             "hei": self._hei,
             "rgn": self._rgn,
             "qlt": self._qlt,
-            "cnt": self._cnt,
-            "gam": self._gam,
-            "inv": self._inv,
             "sds": self._sds,
             "lyr": self._lyr,
         }
+        for name, setter in iipproc.SETTERS.items():
+            self.commands[name] = self._processing_setter(setter)
 
     # -- entry point ------------------------------------------------------
 
@@ -156,10 +159,22 @@ class IIPProtocol:
 
     def _fif(self, state: _State, argument: str, sent: str) -> None:
         requested = url_decode(argument)
-        path, st = self.resolver.locate(requested)
-        record = self.renderer.open(path, st)
-        state.image = record
+        state.sequence = None
+        try:
+            path, st = self.resolver.locate(requested)
+            record = self.renderer.open(path, st)
+        except NotFound:
+            sequence = find_sequence(self.resolver, requested, self.settings.filename_pattern)
+            if sequence is None:
+                raise
+            state.sequence = sequence
+            record = self.renderer.open(sequence.path(*state.angles))
         state.fif = requested
+        self._select(state, record)
+
+    def _select(self, state: _State, record: ImageRecord) -> None:
+        """Make ``record`` the request's image; answer 304 if the client has it."""
+        state.image = record
         state.etag = make_etag(record.stamp, state.request.query, self.fingerprint)
         request = state.request
         if not_modified(
@@ -186,6 +201,12 @@ class IIPProtocol:
             state.lines.extend(handler(None, False))  # type: ignore[arg-type]
             return
         record = self._need_image(state, name)
+        if state.sequence is not None and name in ("horizontal-views", "vertical-views"):
+            views = (state.sequence.horizontal_views if name.startswith("h")
+                     else state.sequence.vertical_views)
+            label = "Horizontal-views" if name.startswith("h") else "Vertical-views"
+            state.lines.append(f"{label}:" + " ".join(str(v) for v in views))
+            return
         state.lines.extend(handler(record.info, state.processing.rotation in (90, 270)))
         if name == "metadata":
             state.content_type = "application/json"
@@ -218,25 +239,33 @@ class IIPProtocol:
     def _qlt(self, state: _State, argument: str, sent: str) -> None:
         state.quality = c_int(argument, "QLT")
 
-    def _cnt(self, state: _State, argument: str, sent: str) -> None:
-        value = c_float(argument, "CNT")
-        state.processing = replace(state.processing, contrast=value)
+    @staticmethod
+    def _processing_setter(
+        setter: Callable[[Processing, str], Processing],
+    ) -> Callable[[_State, str, str], None]:
+        """CNT, GAM, INV, CMP, CTW, COL, MINMAX, SHD, CNV, ROT (see iipproc)."""
 
-    def _gam(self, state: _State, argument: str, sent: str) -> None:
-        value = c_float(argument, "GAM")
-        state.processing = replace(state.processing, gamma=value)
+        def handler(state: _State, argument: str, sent: str) -> None:
+            state.processing = setter(state.processing, argument)
 
-    def _inv(self, state: _State, argument: str, sent: str) -> None:
-        state.processing = replace(state.processing, invert=True)
+        return handler
 
     def _lyr(self, state: _State, argument: str, sent: str) -> None:
         """JPEG 2000 quality layers to decode (iipsrv accepts any number; MAX_LAYERS caps it)."""
         state.layers = c_int(argument, "LYR")
 
     def _sds(self, state: _State, argument: str, sent: str) -> None:
-        """Sequence angles: a single image has only the default view (0, 90)."""
-        for part in argument.split(",")[:2]:
-            c_int(part, "SDS")
+        """SDS=x[,y]: the angles of an image sequence (y stays 90 when not given).
+
+        A single image has only the default view; the angles are accepted
+        and ignored for it, as iipsrv does.
+        """
+        parts = argument.split(",")
+        x = c_int(parts[0], "SDS")
+        y = c_int(parts[1], "SDS") if len(parts) > 1 and parts[1].strip() else state.angles[1]
+        state.angles = (x, y)
+        if state.sequence is not None:
+            self._select(state, self.renderer.open(state.sequence.path(x, y)))
 
     # -- outputs ----------------------------------------------------------
 
@@ -249,6 +278,11 @@ class IIPProtocol:
         if resolution < 0 or tile < 0:
             raise BadRequest(f"{sent}: resolution and tile must not be negative")
         fmt = TILE_FORMATS[sent.lower()]
+        if state.processing.rotation == 180 and 0 <= resolution < record.info.resolutions:
+            # §2.19: a half turn also turns the grid (90/270 only turn each tile)
+            count = record.info.level_for_resolution(resolution)[1].tile_count
+            if tile < count:
+                tile = count - 1 - tile
         view = View(
             record.path,
             "tile",
@@ -282,13 +316,13 @@ class IIPProtocol:
             stamp=record.stamp, layers=state.layers,
         )
         body = self.renderer.region(view, state.region, width, height)
-        stem = os.path.basename(state.fif).rsplit(".", 1)[0] or "image"
-        stem = stem.replace('"', "").replace("\\", "")
+        kind = "attachment" if state.request.method == "POST" else "inline"
+        disposition = content_disposition(kind, state.fif, fmt.extension)
         state.output = Response(
             200,
             body,
             fmt.mime,
-            headers=[("Content-Disposition", f'inline;filename="{stem}.{fmt.extension}"')],
+            headers=[("Content-Disposition", disposition)],
             last_modified=record.mtime,
             etag=state.etag,
         )
@@ -312,3 +346,22 @@ def tokenize(query: str) -> list[tuple[str, str, str]]:
             continue
         out.append((name.lower(), argument, name))
     return out
+
+
+def content_disposition(kind: str, fif: str, extension: str) -> str:
+    """``inline;filename="rgb.jpg"`` (iipsrv 1.1's form) for image ``…/rgb.tif``.
+
+    The name is the FIF's last path segment up to its last dot.  Characters
+    a quoted header value cannot carry (quotes, backslashes, controls,
+    non-ASCII) become ``_``, and the exact name is added as an RFC 6266
+    ``filename*`` when it had any.
+    """
+    stem = os.path.basename(fif.replace("\\", "/"))
+    stem = stem.rsplit(".", 1)[0] if "." in stem else stem
+    stem = stem or "image"
+    name = f"{stem}.{extension}"
+    safe = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name)
+    value = f'{kind};filename="{safe}"'
+    if safe != name:
+        value += "; filename*=UTF-8''" + quote(name.encode("utf-8", "surrogateescape"), safe="")
+    return value

@@ -1,0 +1,166 @@
+"""The IIIF Image API, versions 2.1 and 3.0, level 2 (iip-protocol.md §6).
+
+``IIIF=<identifier>/info.json``,
+``IIIF=<identifier>/<region>/<size>/<rotation>/<quality>.<format>``, and a
+bare ``IIIF=<identifier>`` (303 to its info.json).  The same arguments
+arrive through ``URI_MAP=iiif=>IIIF`` and, in the standalone HTTP server, under
+``/iiif/``.  The version is IIIF_VERSION unless the Accept header asks for
+another one with a ``…/image/N/context.json`` profile.
+
+A request becomes a View plus a region and an output size; when it is exactly
+one stored tile (:func:`iipy.geometry.exact_tile`) it goes through
+``Renderer.tile`` (tile cache, codec pass-through), otherwise through
+``Renderer.region``.  Errors: 400 for bad syntax, 404 for a missing image,
+501 for a valid request this server does not serve; short text bodies, never
+a filesystem path.
+"""
+
+from __future__ import annotations
+
+from ..errors import BadRequest, IIPyError, NotFound
+from ..geometry import exact_tile
+from ..http import NotModified, Request, Response, make_etag, not_modified
+from ..models import Processing, View
+from ..paths import PathResolver
+from ..render import ImageRecord, Renderer
+from ..settings import Settings
+from . import iiif_info
+from .iiif_request import (
+    ImageRequest,
+    Resolved,
+    canonical,
+    decode_identifier,
+    parse_image_request,
+    resolve,
+    split_path,
+)
+
+SYNTAX = "{identifier}/{region}/{size}/{rotation}/{quality}.{format}"
+_COLOUR = {"default": "", "color": "", "gray": "grey", "bitonal": "binary"}
+
+
+class IIIFProtocol:
+    def __init__(self, settings: Settings, renderer: Renderer, resolver: PathResolver) -> None:
+        self.settings = settings
+        self.renderer = renderer
+        self.resolver = resolver
+        self.extra = iiif_info.parse_extra_info(settings.iiif_extra_info)
+        self.fingerprint = hash(settings)
+
+    # -- entry point ------------------------------------------------------
+
+    def handle(self, request: Request, argument: str) -> Response:
+        """Answer one IIIF request; ``argument`` is the text after ``IIIF=`` (raw)."""
+        identifier, kind, params = split_path(argument)
+        if not identifier:
+            raise BadRequest(f"IIIF: no identifier; the syntax is {SYNTAX}")
+        version = iiif_info.negotiate_version(request.accept, self.settings.iiif_version)
+        if kind == "info":
+            return self.info(request, identifier, argument, version)
+        if kind == "base":
+            if "/" not in identifier or self._is_image(identifier):
+                return self.redirect(request, identifier, argument)
+            raise BadRequest(f"IIIF: too few parameters; the syntax is {SYNTAX}")
+        image_request = parse_image_request(*params, version)
+        return self.image(request, identifier, argument, version, image_request)
+
+    # -- responses --------------------------------------------------------
+
+    def info(self, request: Request, identifier: str, argument: str, version: int) -> Response:
+        record = self._open(identifier)
+        ident = iiif_info.service_id(request, identifier, argument, self.settings.base_url)
+        ctype = iiif_info.content_type(version, request.accept)
+        etag = make_etag(record.stamp, ident, version, ctype, self.fingerprint)
+        self._check_modified(request, etag, record)
+        doc = iiif_info.info_document(record.info, ident, version, self.settings, self.extra)
+        return Response(
+            200,
+            iiif_info.render(doc),
+            ctype,
+            headers=[("Link", f'<{iiif_info.PROFILE[version]}>;rel="profile"'),
+                     ("Vary", "Accept")],
+            last_modified=record.mtime,
+            etag=etag,
+        )
+
+    def redirect(self, request: Request, identifier: str, argument: str) -> Response:
+        """A bare identifier: 303 See Other to its info.json (baseUriRedirect)."""
+        ident = iiif_info.service_id(request, identifier, argument, self.settings.base_url)
+        return Response(303, headers=[("Location", ident + "/info.json")], cacheable=False)
+
+    def image(self, request: Request, identifier: str, argument: str, version: int,
+              image_request: ImageRequest) -> Response:
+        record = self._open(identifier)
+        info = record.info
+        s = self.settings
+        resolved = resolve(image_request, info, version, s.max_cvt, s.allow_upscaling)
+        ident = iiif_info.service_id(request, identifier, argument, s.base_url)
+        canon = canonical(image_request, resolved, info, version)
+        etag = make_etag(record.stamp, ident, canon, self.fingerprint)
+        self._check_modified(request, etag, record)
+        body = self.render(record, image_request, resolved)
+        link = f'<{ident}/{canon}>;rel="canonical", <{iiif_info.PROFILE[version]}>;rel="profile"'
+        return Response(
+            200,
+            body,
+            image_request.format.mime,
+            headers=[("Link", link)],
+            last_modified=record.mtime,
+            etag=etag,
+        )
+
+    def render(self, record: ImageRecord, image_request: ImageRequest,
+               resolved: Resolved) -> bytes:
+        """Pixels for a resolved request: the tile path when it is exactly one tile."""
+        info = record.info
+        degrees = image_request.degrees
+        quarter = degrees % 90 == 0
+        processing = Processing(
+            colour=_COLOUR[image_request.quality],
+            rotation=int(degrees) if quarter else 0,
+            mirror=image_request.mirror,
+            angle=0.0 if quarter else degrees,
+        )
+        fmt = image_request.format
+        tile = exact_tile(info, resolved.box, resolved.width, resolved.height)
+        if tile is not None:
+            level, column, row = tile
+            index = row * info.levels[level].columns + column
+            view = View(record.path, "tile", fmt, None, info.resolutions - 1 - level, index,
+                        processing)
+            return self.renderer.tile(view)
+        view = View(record.path, "region", fmt, processing=processing)
+        x, y, w, h = resolved.box
+        fractions = (x / info.width, y / info.height, w / info.width, h / info.height)
+        return self.renderer.region(view, fractions, resolved.width, resolved.height)
+
+    # -- helpers ----------------------------------------------------------
+
+    def _name(self, identifier: str) -> str:
+        """Decode an identifier once (``%2F`` → ``/``) and take off an IIIF_DELIMITER page."""
+        name = decode_identifier(identifier)
+        delimiter = self.settings.iiif_delimiter
+        if delimiter and delimiter in name:
+            name, _, page = name.rpartition(delimiter)
+            if not page.isdigit():
+                raise BadRequest(f"IIIF: page after '{delimiter}' must be a number")
+            if int(page) != 0:
+                raise NotFound(f"page {int(page)} does not exist")
+        return name
+
+    def _open(self, identifier: str) -> ImageRecord:
+        if not identifier:
+            raise NotFound("no image given")
+        return self.renderer.open(self.resolver.resolve(self._name(identifier)))
+
+    def _is_image(self, identifier: str) -> bool:
+        try:
+            self._open(identifier)
+        except IIPyError:
+            return False
+        return True
+
+    @staticmethod
+    def _check_modified(request: Request, etag: str, record: ImageRecord) -> None:
+        if not_modified(request.if_none_match, request.if_modified_since, etag, record.mtime):
+            raise NotModified(etag, record.mtime)
