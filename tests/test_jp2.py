@@ -85,9 +85,10 @@ def jp2_spec(jp2_images, name: str) -> tc.ImageSpec:
     )
 
 
+@pytest.mark.parametrize("protocol", tc.PROTOCOLS, ids=lambda p: p.name)
 @pytest.mark.parametrize("name", sorted(JP2_FIXTURES))
-def test_every_level_s_corner_and_out_of_range_tiles_over_iip(app, jp2_images, name):
-    assert tc.check_tiles(app, jp2_spec(jp2_images, name), tc.IIPTiles()) == []
+def test_every_level_s_corner_and_out_of_range_tiles(app, jp2_images, name, protocol):
+    assert tc.check_tiles(app, jp2_spec(jp2_images, name), protocol) == []
 
 
 @pytest.mark.parametrize(
@@ -95,7 +96,9 @@ def test_every_level_s_corner_and_out_of_range_tiles_over_iip(app, jp2_images, n
     [("rgb", 1000, 700, 3, "uint8"), ("rgb_odd", 1410, 793, 3, "uint8"),
      ("grey16", 1000, 700, 1, "uint16")],
 )
-def test_the_checker_serves_tiff_pyramids_too(app, images, name, width, height, bands, dtype):
+@pytest.mark.parametrize("protocol", tc.PROTOCOLS, ids=lambda p: p.name)
+def test_the_checker_serves_tiff_pyramids_too(app, images, name, width, height, bands, dtype,
+                                              protocol):
     scale = 255 / 65535 if dtype == "uint16" else 1.0
     sizes = level_sizes(width, height)
     spec = tc.ImageSpec(
@@ -106,7 +109,7 @@ def test_the_checker_serves_tiff_pyramids_too(app, images, name, width, height, 
         tolerance=JP2_TOLERANCE,
         bands=bands,
     )
-    assert tc.check_tiles(app, spec, tc.IIPTiles()) == []
+    assert tc.check_tiles(app, spec, protocol) == []
 
 
 def test_the_checker_reports_tiles_from_the_wrong_place(app, jp2_images):

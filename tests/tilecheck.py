@@ -7,15 +7,17 @@ It is decoder- and protocol-neutral:
   (native order, full size first), tile size, and a function giving the
   expected pixels of a level in 8-bit output units (float arrays);
 * a :class:`TileProtocol` says how to ask for a tile and which requests must
-  fail.  :class:`IIPTiles` (``JTL=r,t``) is the one here; IIIF, DeepZoom and
-  Zoomify plug in as further subclasses: they implement ``tile_request`` and
-  ``out_of_range`` (and ``levels`` when, like DeepZoom and Zoomify, they
-  number levels differently or skip some).
+  fail: :class:`IIPTiles` (``JTL=r,t``), :class:`IIIFTiles` (region and size
+  of one level tile), :class:`DeepZoomTiles` and :class:`ZoomifyTiles`
+  (:data:`PROTOCOLS` lists them).  Another protocol is a further subclass
+  with ``tile_request`` and ``out_of_range`` (and ``levels`` when it numbers
+  levels its own way).
 
 :func:`check_tiles` returns a list of problems (empty when all is well), so a
 failing test shows every wrong tile at once::
 
-    assert check_tiles(app, spec, IIPTiles()) == []
+    for protocol in PROTOCOLS:
+        assert check_tiles(app, spec, protocol) == []
 
 Pixel comparison: the decoded output tile (JPEG, so lossy) is compared with
 the expected level: the mean absolute difference over the tile must stay
@@ -120,6 +122,95 @@ class IIPTiles(TileProtocol):
             (Request(f"FIF={spec.name}&JTL=0,-1"), {400}),
         ]
         return cases
+
+
+def _scale(spec: ImageSpec, native: int) -> int:
+    """The level's reduction from full size, a power of two (as the protocols compute it)."""
+    full_w, full_h = spec.levels[0]
+    width, height = spec.levels[native]
+    if full_w >= full_h:
+        return max(1, int(full_w / width + 0.5))
+    return max(1, int(full_h / height + 0.5))
+
+
+class IIIFTiles(TileProtocol):
+    """IIIF Image API ``<id>/<x,y,w,h>/<w,h>/0/default.jpg``: a level's tile as a
+    full-resolution region scaled to the tile's size (the URLs tiling viewers build)."""
+
+    name = "IIIF"
+
+    def levels(self, spec):
+        return [(native, native) for native in range(len(spec.levels))]
+
+    def tile_request(self, spec, level_id, native, column, row):
+        full_w, full_h = spec.levels[0]
+        s = _scale(spec, native)
+        left, top, width, height = spec.tile_box(native, column, row)
+        x, y = left * s, top * s
+        w, h = min(width * s, full_w - x), min(height * s, full_h - y)
+        return Request(f"IIIF={spec.name}/{x},{y},{w},{h}/{width},{height}/0/default.jpg")
+
+    def out_of_range(self, spec):
+        full_w, full_h = spec.levels[0]
+        name = spec.name
+        return [
+            (Request(f"IIIF={name}/{full_w},0,256,256/256,256/0/default.jpg"), {400}),
+            (Request(f"IIIF={name}/0,{full_h},256,256/256,256/0/default.jpg"), {400}),
+            (Request(f"IIIF={name}/0,0,256,256/0,256/0/default.jpg"), {400}),
+        ]
+
+
+class DeepZoomTiles(TileProtocol):
+    """DeepZoom ``<image>_files/<L>/<x>_<y>.jpg``; L = ceil(log2(max side)) is full size."""
+
+    name = "DeepZoom"
+
+    def top(self, spec: ImageSpec) -> int:
+        full_w, full_h = spec.levels[0]
+        return max(0, int(np.ceil(np.log2(max(full_w, full_h)))))
+
+    def levels(self, spec):
+        top = self.top(spec)
+        return [(top - int(np.log2(_scale(spec, native))), native)
+                for native in range(len(spec.levels))]
+
+    def tile_request(self, spec, level_id, native, column, row):
+        return Request(f"DeepZoom={spec.name}_files/{level_id}/{column}_{row}.jpg")
+
+    def out_of_range(self, spec):
+        cases = []
+        for level_id, native in self.levels(spec):
+            columns, rows = spec.grid(native)
+            files = f"DeepZoom={spec.name}_files/{level_id}"
+            cases.append((Request(f"{files}/{columns}_0.jpg"), {404}))
+            cases.append((Request(f"{files}/0_{rows}.jpg"), {404}))
+        cases.append((Request(f"DeepZoom={spec.name}_files/{self.top(spec) + 1}/0_0.jpg"), {404}))
+        cases.append((Request(f"DeepZoom={spec.name}_files/{self.top(spec)}/-1_0.jpg"), {400}))
+        return cases
+
+
+class ZoomifyTiles(TileProtocol):
+    """Zoomify ``<image>/TileGroup0/<z>-<x>-<y>.jpg``; z = 0 is the one-tile level."""
+
+    name = "Zoomify"
+
+    def tile_request(self, spec, level_id, native, column, row):
+        return Request(f"Zoomify={spec.name}/TileGroup0/{level_id}-{column}-{row}.jpg")
+
+    def out_of_range(self, spec):
+        cases = []
+        for level_id, native in self.levels(spec):
+            columns, rows = spec.grid(native)
+            group = f"Zoomify={spec.name}/TileGroup0/{level_id}"
+            cases.append((Request(f"{group}-{columns}-0.jpg"), {404}))
+            cases.append((Request(f"{group}-0-{rows}.jpg"), {404}))
+        cases.append((Request(f"Zoomify={spec.name}/TileGroup0/{len(spec.levels)}-0-0.jpg"),
+                      {404}))
+        return cases
+
+
+#: every tile protocol the server speaks
+PROTOCOLS = [IIPTiles(), IIIFTiles(), DeepZoomTiles(), ZoomifyTiles()]
 
 
 def decode(body: bytes) -> np.ndarray:

@@ -298,7 +298,7 @@ class TiffDecoder(Decoder):
             return None  # edge tile: stored padded, must be decoded and cropped
         return self._stored_jpeg(level, column, row)
 
-    def read_tile(self, level: int, column: int, row: int) -> np.ndarray:
+    def read_tile(self, level: int, column: int, row: int, layers: int = 0) -> np.ndarray:
         """One tile; JPEG tiles are decoded straight from their stored bytes
         with libjpeg-turbo (simplejpeg) when available — about twice as fast as
         a libvips region for a single tile — and cropped at the edges."""
