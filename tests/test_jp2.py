@@ -25,7 +25,7 @@ from iipy.decoders.base import quality_layers
 from iipy.decoders.jp2 import Jp2Decoder, box_reduce
 from iipy.decoders.jp2info import iip_level_count, layers_to_decode
 from iipy.decoders.jp2info import level_sizes as jp2_sizes
-from iipy.errors import CorruptImage
+from iipy.errors import CorruptImage, UnsupportedImage
 from iipy.models import ColourSpace, SampleFormat
 
 
@@ -467,14 +467,44 @@ def test_signed_sixteen_bit_samples_keep_their_sign(app, image_dir):
     assert np.abs(tile.astype(float) - expected).mean() < 3
 
 
-def test_rgba_images_are_served_without_their_alpha(tmp_path):
-    path = make_jp2(tmp_path / "rgba.jp2", 300, 200, bands=4)
+@pytest.mark.parametrize(("bands", "mode", "colour"),
+                         [(4, "RGB", ColourSpace.SRGB), (2, "L", ColourSpace.GREY)])
+def test_images_with_alpha_are_served_without_it(tmp_path, bands, mode, colour):
+    path = make_jp2(tmp_path / "alpha.jp2", 300, 200, bands=bands)
     decoder = open_jp2(path)
-    assert decoder.info.bands == 4
-    assert np.array_equal(decoder.read_region(0, 0, 0, 300, 200), jp2_pattern_array(300, 200, 4))
+    assert (decoder.info.bands, decoder.info.colour_space) == (bands, colour)
+    assert np.array_equal(decoder.read_region(0, 0, 0, 300, 200),
+                          jp2_pattern_array(300, 200, bands))
     app = make_app(FILESYSTEM_PREFIX=str(tmp_path) + "/")
-    tile = Image.open(io.BytesIO(call(app, "FIF=rgba.jp2&JTL=1,0").body))
-    assert (tile.mode, tile.size) == ("RGB", (256, 200))
+    tile = Image.open(io.BytesIO(call(app, "FIF=alpha.jp2&JTL=1,0").body))
+    assert (tile.mode, tile.size) == (mode, (256, 200))
+
+
+def test_unsupported_jpeg2000_kinds_are_refused_clearly(jp2_images, tmp_path):
+    import glymur
+    from glymur import jp2box
+
+    rgb = jp2_images.jp2_rgb.read_bytes()
+    no_codestream = tmp_path / "boxes-only.jp2"
+    no_codestream.write_bytes(rgb[: rgb.index(b"jp2c") - 4])  # every box before jp2c
+    sycc = tmp_path / "sycc.jp2"
+    raw = glymur.Jp2k(tmp_path / "sycc.j2k", data=jp2_pattern_array(300, 200), numres=2)
+    raw.wrap(sycc, boxes=[
+        jp2box.JPEG2000SignatureBox(), jp2box.FileTypeBox(),
+        jp2box.JP2HeaderBox(box=[jp2box.ImageHeaderBox(200, 300, num_components=3),
+                                 jp2box.ColourSpecificationBox(colorspace=glymur.core.YCC)]),
+        jp2box.ContiguousCodestreamBox()])
+    subsampled = tmp_path / "subsampled.jp2"
+    glymur.Jp2k(subsampled, data=jp2_pattern_array(300, 200), numres=2, subsam=(2, 2))
+    app = make_app(FILESYSTEM_PREFIX=str(tmp_path) + "/")
+    missing = call(app, "FIF=boxes-only.jp2&JTL=0,0")  # glymur refuses it as broken
+    assert missing.status == 404 and b"could not be read" in missing.body
+    for name, message in (("sycc.jp2", b"sYCC colour space"),
+                          ("subsampled.jp2", b"subsampled components")):
+        result = call(app, f"FIF={name}&JTL=0,0")
+        assert result.status == 400 and message in result.body, name
+    with pytest.raises(UnsupportedImage):
+        decoder_for(str(sycc))
 
 
 def test_palette_images_are_served_in_their_palette_s_colours(tmp_path):

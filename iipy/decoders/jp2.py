@@ -47,8 +47,9 @@ log = logging.getLogger(__name__)
 MAX_VIRTUAL_SOURCE_PIXELS = 1 << 24
 
 
-def _parse(glymur: Any, source: str) -> Any:
-    """A glymur handle with its codestream header parsed; CorruptImage if unreadable."""
+def _parse(glymur: Any, source: str, path: str) -> Any:
+    """A glymur handle of ``source`` (which opens ``path``) with its codestream header
+    parsed; CorruptImage if unreadable."""
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -60,7 +61,7 @@ def _parse(glymur: Any, source: str) -> Any:
     except (IIPyError, MemoryError):
         raise
     except Exception as exc:
-        log.warning("JPEG 2000 structure unreadable (%s): %s", source, exc)
+        log.warning("JPEG 2000 structure unreadable (%s): %s", path, exc)
         raise CorruptImage("JPEG 2000 file structure could not be read") from exc
 
 
@@ -87,7 +88,7 @@ class Jp2Decoder(Decoder):
             self._source = _pinned(path, self._fd)
             head = os.pread(self._fd, 4, 0)
             self._codec = openjpeg.CODEC_J2K if head == J2K_SIGNATURE else openjpeg.CODEC_JP2
-            jp2 = _parse(self._glymur, self._source)
+            jp2 = _parse(self._glymur, self._source, path)
             try:
                 structure = describe(jp2)
             except (IIPyError, MemoryError):
