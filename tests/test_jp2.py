@@ -530,3 +530,15 @@ def test_palette_images_are_served_in_their_palette_s_colours(tmp_path):
     assert (decoder.info.bands, decoder.info.bits, decoder.info.colour_space) == (
         3, 8, ColourSpace.SRGB)
     assert np.array_equal(decoder.read_region(0, 0, 0, 200, 120), palette[indices])
+
+
+def test_one_bit_images_are_binary_and_scaled_to_255(tmp_path):
+    from images import _precision_writer
+
+    bits = (jp2_pattern_array(300, 200, 1)[:, :, 0] > 128).astype(np.uint8)  # 0 or 1
+    _precision_writer(1)(tmp_path / "bilevel.jp2", data=bits, numres=2)
+    decoder = open_jp2(tmp_path / "bilevel.jp2")
+    assert (decoder.info.bits, decoder.info.colour_space) == (1, ColourSpace.BINARY)
+    pixels = decoder.read_region(0, 0, 0, 300, 200)
+    assert set(np.unique(pixels)) == {0, 255}
+    assert np.array_equal(pixels[:, :, 0], bits * 255)
