@@ -188,8 +188,7 @@ class Renderer:
                 if entry.icc_app2:
                     raw = raw[:2] + entry.icc_app2 + raw[2:]
                 return raw
-        key = (entry.record.stamp, view.path, view.format, view.quality, view.resolution,
-               view.tile, view.processing, view.layers)
+        key = (entry.record.stamp, view)  # the frozen View is the key: every field counts
         cached = self._tiles.get(key)
         if cached is not None:
             return cached

@@ -13,11 +13,12 @@ from __future__ import annotations
 import math
 
 from ..errors import BadRequest, NotFound
-from ..http import NotModified, Request, Response, make_etag, not_modified
+from ..http import Request, Response
 from ..models import OutputFormat
 from ..paths import PathResolver, url_decode
 from ..render import ImageRecord, Renderer
 from ..settings import Settings
+from .common import open_image, validate
 from .tilegrid import VirtualLevel, file_level_size, render_tile
 
 XML_TYPE = "application/xml"
@@ -89,10 +90,7 @@ class DeepZoomProtocol:
         return Response(200, body.encode(), XML_TYPE, last_modified=record.mtime, etag=etag)
 
     def _open(self, image: str) -> ImageRecord:
-        return self.renderer.open(self.resolver.resolve(url_decode(image)))
+        return open_image(self.resolver, self.renderer, url_decode(image))
 
     def _etag(self, request: Request, record: ImageRecord, what: str) -> str:
-        etag = make_etag(record.stamp, "deepzoom", what, self.fingerprint)
-        if not_modified(request.if_none_match, request.if_modified_since, etag, record.mtime):
-            raise NotModified(etag, record.mtime)
-        return etag
+        return validate(request, record, "deepzoom", what, self.fingerprint)

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from ..errors import BadRequest, IIPyError, NotFound
 from ..geometry import exact_tile
-from ..http import NotModified, Request, Response, make_etag, not_modified
+from ..http import Request, Response
 from ..models import Processing, View
 from ..paths import PathResolver
 from ..render import ImageRecord, Renderer
 from ..settings import Settings
 from . import iiif_info
+from .common import open_image, validate
 from .iiif_request import (
     ImageRequest,
     Resolved,
@@ -70,8 +71,7 @@ class IIIFProtocol:
         record = self._open(identifier)
         ident = iiif_info.service_id(request, identifier, argument, self.settings.base_url)
         ctype = iiif_info.content_type(version, request.accept)
-        etag = make_etag(record.stamp, ident, version, ctype, self.fingerprint)
-        self._check_modified(request, etag, record)
+        etag = validate(request, record, ident, version, ctype, self.fingerprint)
         doc = iiif_info.info_document(record.info, ident, version, self.settings, self.extra)
         return Response(
             200,
@@ -96,8 +96,7 @@ class IIIFProtocol:
         resolved = resolve(image_request, info, version, s.max_cvt, s.allow_upscaling)
         ident = iiif_info.service_id(request, identifier, argument, s.base_url)
         canon = canonical(image_request, resolved, info, version)
-        etag = make_etag(record.stamp, ident, canon, self.fingerprint)
-        self._check_modified(request, etag, record)
+        etag = validate(request, record, ident, canon, self.fingerprint)
         body = self.render(record, image_request, resolved)
         link = f'<{ident}/{canon}>;rel="canonical", <{iiif_info.PROFILE[version]}>;rel="profile"'
         return Response(
@@ -127,9 +126,9 @@ class IIIFProtocol:
             level, column, row = tile
             index = row * info.levels[level].columns + column
             view = View(record.path, "tile", fmt, None, info.resolutions - 1 - level, index,
-                        processing)
+                        processing, stamp=record.stamp)
             return self.renderer.tile(view)
-        view = View(record.path, "region", fmt, processing=processing)
+        view = View(record.path, "region", fmt, processing=processing, stamp=record.stamp)
         x, y, w, h = resolved.box
         fractions = (x / info.width, y / info.height, w / info.width, h / info.height)
         return self.renderer.region(view, fractions, resolved.width, resolved.height)
@@ -149,9 +148,8 @@ class IIIFProtocol:
         return name
 
     def _open(self, identifier: str) -> ImageRecord:
-        if not identifier:
-            raise NotFound("no image given")
-        return self.renderer.open(self.resolver.resolve(self._name(identifier)))
+        name = self._name(identifier) if identifier else ""
+        return open_image(self.resolver, self.renderer, name)
 
     def _is_image(self, identifier: str) -> bool:
         try:
@@ -159,8 +157,3 @@ class IIIFProtocol:
         except IIPyError:
             return False
         return True
-
-    @staticmethod
-    def _check_modified(request: Request, etag: str, record: ImageRecord) -> None:
-        if not_modified(request.if_none_match, request.if_modified_since, etag, record.mtime):
-            raise NotModified(etag, record.mtime)

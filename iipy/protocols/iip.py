@@ -17,13 +17,14 @@ from urllib.parse import quote
 
 from ..errors import BadRequest, IIPError, NotFound
 from ..geometry import cvt_output_size
-from ..http import NotModified, Request, Response, make_etag, not_modified
+from ..http import Request, Response
 from ..models import OutputFormat, Processing, View
 from ..paths import PathResolver, url_decode
 from ..render import ImageRecord, Renderer
 from ..sequences import DEFAULT_ANGLES, Sequence, find_sequence
 from ..settings import Settings
 from . import iipobj, iipproc
+from .common import open_image, validate
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +162,7 @@ class IIPProtocol:
         requested = url_decode(argument)
         state.sequence = None
         try:
-            path, st = self.resolver.locate(requested)
-            record = self.renderer.open(path, st)
+            record = open_image(self.resolver, self.renderer, requested)
         except NotFound:
             sequence = find_sequence(self.resolver, requested, self.settings.filename_pattern)
             if sequence is None:
@@ -175,12 +175,7 @@ class IIPProtocol:
     def _select(self, state: _State, record: ImageRecord) -> None:
         """Make ``record`` the request's image; answer 304 if the client has it."""
         state.image = record
-        state.etag = make_etag(record.stamp, state.request.query, self.fingerprint)
-        request = state.request
-        if not_modified(
-            request.if_none_match, request.if_modified_since, state.etag, record.mtime
-        ):
-            raise NotModified(state.etag, record.mtime)
+        state.etag = validate(state.request, record, state.request.query, self.fingerprint)
 
     def _need_image(self, state: _State, argument: str = "") -> ImageRecord:
         if state.image is None:

@@ -49,12 +49,13 @@ def render_tile(renderer: Renderer, record: ImageRecord, level: VirtualLevel, ti
     x1 = info.width if left + width >= level.width else min(info.width, (left + width) * s)
     y1 = info.height if top + height >= level.height else min(info.height, (top + height) * s)
     box = (x0, y0, x1 - x0, y1 - y0)
-    view = View(record.path, "region", fmt)
+    view = View(record.path, "region", fmt, stamp=record.stamp)
     tile = exact_tile(info, box, width, height)
     if tile is not None:
         native, tile_column, tile_row = tile
         index = tile_row * info.levels[native].columns + tile_column
         resolution = info.resolutions - 1 - native
-        return renderer.tile(View(record.path, "tile", fmt, resolution=resolution, tile=index))
+        return renderer.tile(View(record.path, "tile", fmt, resolution=resolution, tile=index,
+                                  stamp=record.stamp))
     fractions = (x0 / info.width, y0 / info.height, box[2] / info.width, box[3] / info.height)
     return renderer.region(view, fractions, width, height)
