@@ -176,9 +176,9 @@ def _iip(image: BenchImage, query: str) -> str:
     return f"{DEFAULT_MOUNT}?FIF={image.fif}&{query}"
 
 
-RANDOM_TILE_LUA = """
-local prefix = "{prefix}"
-local count = {count}
+#: Seeds each wrk thread by its number only, so both servers get the same
+#: pseudo-random request sequence.
+SEEDED_LUA = """
 local threads = 0
 function setup(thread)
   threads = threads + 1
@@ -187,6 +187,11 @@ end
 function init(args)
   math.randomseed(20240 + (seed or 0) * 7919)
 end
+"""
+
+RANDOM_TILE_LUA = SEEDED_LUA + """
+local prefix = "{prefix}"
+local count = {count}
 function request()
   return wrk.format("GET", prefix .. math.random(0, count - 1))
 end
@@ -200,18 +205,10 @@ def random_tiles_lua(image: BenchImage) -> str:
     return RANDOM_TILE_LUA.format(prefix=prefix, count=image.tile_count)
 
 
-IIIF_TILE_LUA = """
+IIIF_TILE_LUA = SEEDED_LUA + """
 local prefix = "{prefix}"
 local columns, rows, width, height, tile = {columns}, {rows}, {width}, {height}, {tile}
 local height_in_size = {height_in_size}
-local threads = 0
-function setup(thread)
-  threads = threads + 1
-  thread:set("seed", threads)
-end
-function init(args)
-  math.randomseed(20240 + (seed or 0) * 7919)
-end
 function request()
   local n = math.random(0, columns * rows - 1)
   local x, y = n % columns, math.floor(n / columns)

@@ -8,6 +8,19 @@ from ..errors import NotFound
 from ..http import NotModified, Request, make_etag, not_modified
 from ..paths import PathResolver
 from ..render import ImageRecord, Renderer
+from ..settings import Settings
+
+
+class Protocol:
+    """What each protocol holds: the settings, the renderer (its only way to
+    pixels), the path resolver, and a fingerprint of the settings that goes
+    into every ETag (a configuration change must not answer 304)."""
+
+    def __init__(self, settings: Settings, renderer: Renderer, resolver: PathResolver) -> None:
+        self.settings = settings
+        self.renderer = renderer
+        self.resolver = resolver
+        self.fingerprint = hash(settings)
 
 
 def open_image(resolver: PathResolver, renderer: Renderer, requested: str) -> ImageRecord:

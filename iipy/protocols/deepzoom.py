@@ -15,10 +15,9 @@ import math
 from ..errors import BadRequest, NotFound
 from ..http import Request, Response
 from ..models import OutputFormat
-from ..paths import PathResolver, url_decode
-from ..render import ImageRecord, Renderer
-from ..settings import Settings
-from .common import open_image, validate
+from ..paths import url_decode
+from ..render import ImageRecord
+from .common import Protocol, open_image, validate
 from .tilegrid import VirtualLevel, file_level_size, render_tile
 
 XML_TYPE = "application/xml"
@@ -49,13 +48,7 @@ def level_geometry(record: ImageRecord, level: int) -> VirtualLevel:
     return VirtualLevel(size[0], size[1], scale)
 
 
-class DeepZoomProtocol:
-    def __init__(self, settings: Settings, renderer: Renderer, resolver: PathResolver) -> None:
-        self.settings = settings
-        self.renderer = renderer
-        self.resolver = resolver
-        self.fingerprint = hash(settings)
-
+class DeepZoomProtocol(Protocol):
     def handle(self, request: Request, argument: str) -> Response:
         argument = argument.split("?", 1)[0]
         if argument.endswith(".dzi"):

@@ -25,7 +25,7 @@ from ..paths import PathResolver
 from ..render import ImageRecord, Renderer
 from ..settings import Settings
 from . import iiif_info
-from .common import open_image, validate
+from .common import Protocol, open_image, validate
 from .iiif_request import (
     ImageRequest,
     Resolved,
@@ -40,13 +40,10 @@ SYNTAX = "{identifier}/{region}/{size}/{rotation}/{quality}.{format}"
 _COLOUR = {"default": "", "color": "", "gray": "grey", "bitonal": "binary"}
 
 
-class IIIFProtocol:
+class IIIFProtocol(Protocol):
     def __init__(self, settings: Settings, renderer: Renderer, resolver: PathResolver) -> None:
-        self.settings = settings
-        self.renderer = renderer
-        self.resolver = resolver
+        super().__init__(settings, renderer, resolver)
         self.extra = iiif_info.parse_extra_info(settings.iiif_extra_info)
-        self.fingerprint = hash(settings)
 
     # -- entry point ------------------------------------------------------
 

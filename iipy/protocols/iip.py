@@ -24,7 +24,7 @@ from ..render import ImageRecord, Renderer
 from ..sequences import DEFAULT_ANGLES, Sequence, find_sequence
 from ..settings import Settings
 from . import iipobj, iipproc
-from .common import open_image, validate
+from .common import Protocol, open_image, validate
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +82,9 @@ class _State:
     angles: tuple[int, int] = DEFAULT_ANGLES  # SDS
 
 
-class IIPProtocol:
+class IIPProtocol(Protocol):
     def __init__(self, settings: Settings, renderer: Renderer, resolver: PathResolver) -> None:
-        self.settings = settings
-        self.renderer = renderer
-        self.resolver = resolver
-        self.fingerprint = hash(settings)
+        super().__init__(settings, renderer, resolver)
         self.commands: dict[str, Callable[[_State, str, str], None]] = {
             "fif": self._fif,
             "obj": self._obj,

@@ -15,10 +15,9 @@ import re
 from ..errors import BadRequest, NotFound
 from ..http import Request, Response
 from ..models import ImageInfo, OutputFormat
-from ..paths import PathResolver, url_decode
-from ..render import ImageRecord, Renderer
-from ..settings import Settings
-from .common import open_image, validate
+from ..paths import url_decode
+from ..render import ImageRecord
+from .common import Protocol, open_image, validate
 from .tilegrid import VirtualLevel, file_level_size, render_tile
 
 XML_TYPE = "application/xml"
@@ -51,13 +50,7 @@ def tile_count(levels: list[VirtualLevel], tile_size: int) -> int:
                for lv in levels)
 
 
-class ZoomifyProtocol:
-    def __init__(self, settings: Settings, renderer: Renderer, resolver: PathResolver) -> None:
-        self.settings = settings
-        self.renderer = renderer
-        self.resolver = resolver
-        self.fingerprint = hash(settings)
-
+class ZoomifyProtocol(Protocol):
     def handle(self, request: Request, argument: str) -> Response:
         argument = argument.split("?", 1)[0]
         image, _, last = argument.rpartition("/")
