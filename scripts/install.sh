@@ -3,6 +3,7 @@
 #   scripts/install.sh          the server alone
 #   scripts/install.sh test     also the real components the tests start: lighttpd,
 #                               Apache with mod_fcgid, Debian's iipsrv 1.1 (the reference)
+#   scripts/install.sh bench    as test, plus wrk for benchmarks/run.py
 # Uses sudo for apt-get when not run as root. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,10 +12,12 @@ sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 
 packages="python3 python3-venv python3-pip libopenjp2-7"
-if [ "${1:-}" = "test" ]; then
+mode="${1:-}"
+if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
   # libmagic1: python-magic, imported by the IIIF validator
   packages="$packages lighttpd apache2 libapache2-mod-fcgid iipimage-server libopenjp2-tools libmagic1"
 fi
+if [ "$mode" = "bench" ]; then packages="$packages wrk"; fi
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -37,10 +40,10 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 extra=""
-if [ "${1:-}" = "test" ]; then extra="[test]"; fi
+if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then extra="[test]"; fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".$extra"
-if [ "${1:-}" = "test" ]; then
+if [ -n "$extra" ]; then
   # iiif-validator 1.0.5 and iiif-validator-ng both install the package "iiif_validator";
   # whichever comes last overwrites the other's modules. The tests run 1.0.5's (the -ng
   # wheel contributes only validation_image.png, which 1.0.5 lacks), so put 1.0.5 on top.
