@@ -75,6 +75,7 @@ class Watermark:
             1: _to_add(grey * weight),
         }
         self._ceiling = {bands: 255 - add for bands, add in self._add.items()}
+        self._amount = {bands: add.astype(np.float32) for bands, add in self._add.items()}
 
     @property
     def active(self) -> bool:
@@ -111,18 +112,34 @@ class Watermark:
         self._add_to(window)
         return lambda: np.copyto(window, saved)
 
+    def place(self, area_w: int, area_h: int, rng: RandomSource
+              ) -> tuple[int, int, int, int] | None:
+        """Draw the mark's place in an area of ``area_w``×``area_h``: (x, y, w, h)
+        relative to the area, the mark cropped at the right and bottom when it
+        is larger; None when the area is empty."""
+        x = rng.randint(0, area_w - self.width) if area_w > self.width else 0
+        y = rng.randint(0, area_h - self.height) if area_h > self.height else 0
+        w, h = min(self.width, area_w), min(self.height, area_h)
+        if w <= 0 or h <= 0:
+            return None
+        return x, y, w, h
+
+    def amounts(self, bands: int) -> np.ndarray:
+        """The amounts added to a 1- (luma) or 3-band output, (h, w, bands), as
+        float32 whole numbers (for arithmetic in floating point)."""
+        return self._amount[bands]
+
     def _window(self, pixels: np.ndarray, rng: RandomSource, left: int, top: int,
                 width: int | None, height: int | None) -> np.ndarray | None:
         """Draw the mark's place in an area: the view of ``pixels`` it covers."""
         colour_bands = 3 if pixels.shape[2] >= 3 else 1
         area_w = pixels.shape[1] - left if width is None else width
         area_h = pixels.shape[0] - top if height is None else height
-        x = left + (rng.randint(0, area_w - self.width) if area_w > self.width else 0)
-        y = top + (rng.randint(0, area_h - self.height) if area_h > self.height else 0)
-        w, h = min(self.width, area_w), min(self.height, area_h)
-        if w <= 0 or h <= 0:
+        spot = self.place(area_w, area_h, rng)
+        if spot is None:
             return None
-        return pixels[y : y + h, x : x + w, :colour_bands]
+        x, y, w, h = spot
+        return pixels[top + y : top + y + h, left + x : left + x + w, :colour_bands]
 
     def _add_to(self, window: np.ndarray) -> None:
         """Saturating add: ``min(src, 255 - add) + add``."""
