@@ -13,7 +13,7 @@ setup(
         Extension(
             "iipy._dctsplice",
             ["iipy/_dctsplice.c"],
-            extra_compile_args=["-O2", "-std=c99", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+            extra_compile_args=["-O3", "-fno-math-errno", "-std=gnu99", "-Wall", "-Wextra", "-Wno-unused-parameter"],
             optional=True,
         )
     ]

@@ -5,9 +5,9 @@
  * in the handful of 8x8 blocks the mark covers.  Decoding and re-encoding a
  * whole 256x256 tile costs ~400 us, most of it entropy decoding; this module
  * entropy-decodes only up to the last block the mark touches, hands those
- * blocks' coefficients to numpy (iipy/markjpeg.py does the pixel arithmetic,
- * the watermark formula included), re-encodes that run of MCUs and copies the
- * rest of the stored bytes unchanged.  The re-encoded run is padded with ZRL
+ * blocks' pixels to numpy (iipy/markjpeg.py; the watermark formula is applied
+ * there, as on any other output), re-encodes the blocks whose pixels changed
+ * and copies the rest of the stored bytes unchanged.  The re-encoded run is padded with ZRL
  * codes to the same bit length modulo 8 as the original run, so the unchanged
  * tail keeps its byte alignment and is a plain memcpy.  When no block has room
  * for ZRLs, the rest of the scan is parsed to its end and copied bit-shifted.
@@ -18,27 +18,26 @@
  * data, makes a function return None, and the caller takes the ordinary
  * decode/encode path.  Every read is bounds-checked.
  *
- * decode(jpeg, x0, y0, x1, y1, resume) -> None or
- *     (width, height, hmax, vmax, mcus_x, mcus_y, qtables, first, needed, count,
- *      start_bit, ends, preds, coeffs, rows)
+ * decode(jpeg, x0, y0, x1, y1, resume) -> None or (run, window, start_row, rows)
+ *   The run of MCUs from the first covering the pixel box [x0,x1)x[y0,y1) to
+ *   the last, plus the one after (its DC difference must be re-coded) and up
+ *   to SLACK more to pad into, entropy-decoded, and the box's pixels.
  *   resume: b"" (parse from the start) or one 5 x int64 record of `rows` from
  *   an earlier call on the same data, at or before the run: the parse starts
  *   there.  rows: such records (MCU index, bit, 3 DC predictors) for each
- *   MCU-row start the parse passed, for the caller to keep as an index.
- *   The run of MCUs from the first covering pixel box [x0,x1)x[y0,y1) to the
- *   last, plus the one after (its DC difference must be re-coded): `needed`
- *   MCUs from MCU `first`, then up to SLACK more (`count` in all) to pad into.
- *   start_bit: where the run starts in the unstuffed scan; ends: uint64 end bit
- *   of each MCU; preds: DC predictors at the start; qtables: one 64-value tuple
- *   per component, natural order; coeffs: int16, count x blocks-per-MCU x 64,
- *   natural (row-major) order.
- * encode(jpeg, first, needed, start_bit, ends, preds, coeffs, dirty) -> None or bytes
- *   The JPEG with the run's changed MCUs (dirty: one byte per MCU) re-encoded
- *   from coeffs, the others copied (as many MCUs of the run as the padding
- *   needs, at least `needed`).
+ *   MCU-row start the parse passed, from MCU row start_row, for the caller to
+ *   keep as an index.  window: bytearray, the box's pixels as a decoder
+ *   outputs them, 8-bit, height x width x components (1 grey, 3 RGB).
+ *   run: an opaque capsule for encode.
+ * encode(run, window) -> None or bytes
+ *   The JPEG with the pixels of `window` that differ from what decode gave
+ *   re-encoded: the blocks they touch go back through the forward DCT and the
+ *   tile's quantisation and Huffman tables; everything else is copied.  A run
+ *   can be encoded once.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -338,104 +337,413 @@ static int decode_block(const Jpeg *j, int ci, uint64_t *pos, int *pred, int16_t
     return 0;
 }
 
-static PyObject *qtables_tuple(const Jpeg *j) {
-    PyObject *t = PyTuple_New(j->ncomp);
-    if (!t) return NULL;
-    for (int i = 0; i < j->ncomp; i++) {
-        PyObject *q = PyTuple_New(64);
-        if (!q) { Py_DECREF(t); return NULL; }
-        for (int k = 0; k < 64; k++) PyTuple_SET_ITEM(q, k, PyLong_FromLong(j->qt[j->comp[i].tq][k]));
-        PyTuple_SET_ITEM(t, i, q);
+/* ----------------------------------------------------------------- pixels
+ * The covered MCUs as pixels and back: what a decoder and an encoder do, for
+ * those few blocks only.  Planes hold each covered MCU's blocks as float
+ * samples (dequantised, inverse DCT, level shift not applied: luma and
+ * chroma are centred on 0), covered MCUs in row-major order.  The window
+ * handed to numpy is 8-bit RGB (or grey), rounded and clamped as a decoder
+ * would output it; the watermark formula is applied there, in numpy. */
+
+static float DCT[8][8];   /* DCT[k][n]: orthonormal 8-point DCT-II basis */
+static float DCT_T[8][8]; /* DCT_T[n][k] = DCT[k][n] (contiguous in k, for fdct) */
+static float RGB_FROM_YCC[3][3];     /* JFIF, chroma centred on 0 */
+static const double YCC_FROM_RGB_D[3][3] = {
+    {0.299, 0.587, 0.114},
+    {-0.168735892, -0.331264108, 0.5},
+    {0.5, -0.418687589, -0.081312411}};
+static float YCC_FROM_RGB[3][3];
+
+static void init_tables(void) {
+    for (int k = 0; k < 8; k++)
+        for (int n = 0; n < 8; n++)
+            DCT_T[n][k] = DCT[k][n] =
+                (float)(cos((2 * n + 1) * k * M_PI / 16) / 2 / (k ? 1 : sqrt(2.0)));
+    /* the exact inverse, so that a pixel the mark leaves alone converts back
+     * to the same samples */
+    const double (*m)[3] = YCC_FROM_RGB_D;
+    double det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) -
+                 m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
+                 m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+    for (int r = 0; r < 3; r++)
+        for (int c = 0; c < 3; c++) {
+            int r1 = (c + 1) % 3, r2 = (c + 2) % 3, c1 = (r + 1) % 3, c2 = (r + 2) % 3;
+            RGB_FROM_YCC[r][c] = (float)((m[r1][c1] * m[r2][c2] - m[r1][c2] * m[r2][c1]) / det);
+            YCC_FROM_RGB[r][c] = (float)m[r][c];
+        }
+}
+
+/* The 2-D DCT as two passes of 8x8 matrix products, each row of 8 floats held
+ * as two 4-float vectors (GCC/Clang vector extensions: SSE on x86-64, NEON on
+ * arm64, plain code elsewhere). */
+typedef float v4 __attribute__((vector_size(16)));
+typedef struct { v4 lo, hi; } Row;
+
+static inline Row row_load(const float *p) {
+    Row r;
+    memcpy(&r.lo, p, 16);
+    memcpy(&r.hi, p + 4, 16);
+    return r;
+}
+
+static inline void row_madd(Row *acc, float f, Row r) {
+    acc->lo += f * r.lo;
+    acc->hi += f * r.hi;
+}
+
+/* out (8x8 samples) = inverse DCT of coefficients c dequantised by q:
+ * out = D^T (c.q) D, rows of zero coefficients skipped */
+static void idct(const int16_t *c, const uint16_t *q, float *out) {
+    Row t[8];
+    int live[8], nlive = 0;
+    for (int k1 = 0; k1 < 8; k1++) {
+        Row acc = {{0}, {0}};
+        int any = 0;
+        for (int k2 = 0; k2 < 8; k2++) {
+            int v = c[k1 * 8 + k2];
+            if (!v) continue; /* most are zero */
+            row_madd(&acc, (float)(v * q[k1 * 8 + k2]), row_load(DCT[k2]));
+            any = 1;
+        }
+        if (any) { t[nlive] = acc; live[nlive++] = k1; }
     }
-    return t;
+    for (int n1 = 0; n1 < 8; n1++) {
+        Row acc = {{0}, {0}};
+        for (int i = 0; i < nlive; i++) row_madd(&acc, DCT[live[i]][n1], t[i]);
+        memcpy(out + n1 * 8, &acc.lo, 16);
+        memcpy(out + n1 * 8 + 4, &acc.hi, 16);
+    }
+}
+
+/* c = forward DCT of samples p, D p D^T, quantised by q (rounded to nearest) */
+static void fdct(const float *p, const uint16_t *q, int16_t *c) {
+    Row t[8];
+    for (int n1 = 0; n1 < 8; n1++) {
+        Row acc = {{0}, {0}};
+        for (int n2 = 0; n2 < 8; n2++) row_madd(&acc, p[n1 * 8 + n2], row_load(DCT_T[n2]));
+        t[n1] = acc;
+    }
+    for (int k1 = 0; k1 < 8; k1++) {
+        Row acc = {{0}, {0}};
+        for (int n1 = 0; n1 < 8; n1++) row_madd(&acc, DCT[k1][n1], t[n1]);
+        float o[8];
+        memcpy(o, &acc.lo, 16);
+        memcpy(o + 4, &acc.hi, 16);
+        for (int k2 = 0; k2 < 8; k2++) {
+            long v = lrintf(o[k2] / (float)q[k1 * 8 + k2]);
+            c[k1 * 8 + k2] = (int16_t)(v > 1023 ? 1023 : v < -1023 ? -1023 : v);
+        }
+    }
+}
+
+/* The covered MCUs of a pixel box, and where a pixel's samples are. */
+typedef struct {
+    int x, y, w, h;       /* the box */
+    int col0, row0, nc, nr; /* covered MCUs */
+    int mw, mh, luma_n, bpm, bands;
+} Box;
+
+static int box_init(Box *b, const Jpeg *j, int x, int y, int w, int h) {
+    if (x < 0 || y < 0 || w <= 0 || h <= 0 || x + w > j->width || y + h > j->height) return -1;
+    b->x = x; b->y = y; b->w = w; b->h = h;
+    b->mw = 8 * j->hmax;
+    b->mh = 8 * j->vmax;
+    b->col0 = x / b->mw;
+    b->row0 = y / b->mh;
+    b->nc = (x + w - 1) / b->mw - b->col0 + 1;
+    b->nr = (y + h - 1) / b->mh - b->row0 + 1;
+    b->luma_n = j->hmax * j->vmax;
+    b->bpm = j->blocks_per_mcu;
+    b->bands = j->ncomp;
+    return 0;
+}
+
+/* Runs BODY for each pixel of the box, MCU by MCU (no divisions per pixel),
+ * with LO and CO the offsets in the planes of its luma and (colour) Cb
+ * sample (Cr follows 64 floats later) and WI its offset in the window. */
+#define FOR_EACH_PIXEL(b, j, LO, CO, WI, ...)                                             \
+    for (int r_ = 0; r_ < (b)->nr; r_++)                                                    \
+        for (int c_ = 0; c_ < (b)->nc; c_++) {                                              \
+            int x0_ = ((b)->col0 + c_) * (b)->mw, y0_ = ((b)->row0 + r_) * (b)->mh;          \
+            int ua_ = (b)->x > x0_ ? (b)->x - x0_ : 0, va_ = (b)->y > y0_ ? (b)->y - y0_ : 0; \
+            int ub_ = (b)->x + (b)->w - x0_, vb_ = (b)->y + (b)->h - y0_;                    \
+            if (ub_ > (b)->mw) ub_ = (b)->mw;                                               \
+            if (vb_ > (b)->mh) vb_ = (b)->mh;                                               \
+            Py_ssize_t mcu_ = ((Py_ssize_t)r_ * (b)->nc + c_) * (b)->bpm * 64;              \
+            for (int v_ = va_; v_ < vb_; v_++)                                              \
+                for (int u_ = ua_; u_ < ub_; u_++) {                                        \
+                    Py_ssize_t LO = mcu_ + ((v_ >> 3) * (j)->hmax + (u_ >> 3)) * 64 +       \
+                                    (v_ & 7) * 8 + (u_ & 7);                                \
+                    Py_ssize_t CO = mcu_ + (b)->luma_n * 64 + (v_ >> ((j)->vmax - 1)) * 8 + \
+                                    (u_ >> ((j)->hmax - 1));                                \
+                    Py_ssize_t WI = ((Py_ssize_t)(y0_ + v_ - (b)->y) * (b)->w +             \
+                                     (x0_ + u_ - (b)->x)) * (b)->bands;                     \
+                    __VA_ARGS__                                                             \
+                }                                                                           \
+        }
+
+static inline uint8_t to_byte(float v) {
+    long i = lrintf(v);
+    return (uint8_t)(i < 0 ? 0 : i > 255 ? 255 : i);
+}
+
+/* A pixel's 8-bit output (as a decoder gives it) from the planes. */
+static inline void pixel(const Box *b, const float *planes, Py_ssize_t lo, Py_ssize_t co,
+                         uint8_t *out) {
+    float yv = planes[lo] + 128.f;
+    if (b->bands == 1) {
+        out[0] = to_byte(yv);
+        return;
+    }
+    float cb = planes[co], cr = planes[co + 64];
+    for (int r = 0; r < 3; r++)
+        out[r] = to_byte(RGB_FROM_YCC[r][0] * yv + RGB_FROM_YCC[r][1] * cb + RGB_FROM_YCC[r][2] * cr);
+}
+
+/* Planes of the covered MCUs (coeffs: the run decoded from MCU `first`). */
+static void to_planes(const Box *b, const Jpeg *j, const int16_t *coeffs, int first,
+                      float *planes) {
+    for (int r = 0; r < b->nr; r++)
+        for (int c = 0; c < b->nc; c++) {
+            Py_ssize_t m = (Py_ssize_t)(b->row0 + r) * j->mcus_x + b->col0 + c - first;
+            for (int k = 0; k < b->bpm; k++)
+                idct(coeffs + (m * b->bpm + k) * 64, j->qt[j->comp[j->block_comp[k]].tq],
+                     planes + (((Py_ssize_t)r * b->nc + c) * b->bpm + k) * 64);
+        }
+}
+
+static void to_window(const Box *b, const Jpeg *j, const float *planes, uint8_t *window) {
+    FOR_EACH_PIXEL(b, j, lo, co, wi, { pixel(b, planes, lo, co, window + wi); })
+}
+
+/* Take the window's changed pixels (those that differ from `before`, the
+ * window to_window made) into the planes and re-quantise the blocks
+ * they touch into coeffs; dirty[m] = 1 for each MCU m of the run changed.
+ * Unchanged pixels keep their unrounded samples, so their blocks stay as
+ * stored.  Chroma is averaged over the pixels a sample covers (as an encoder
+ * downsamples), with the unchanged pixels contributing the stored sample.
+ * Returns -1 on a memory error. */
+static int from_window(const Box *b, const Jpeg *j, float *planes, const uint8_t *before,
+                       const uint8_t *window, int16_t *coeffs, int first, uint8_t *dirty) {
+    Py_ssize_t nblocks = (Py_ssize_t)b->nr * b->nc * b->bpm;
+    uint8_t *touched = calloc((size_t)nblocks, 1);
+    float *delta = b->bands == 3 ? calloc((size_t)nblocks * 64, sizeof(float)) : NULL;
+    if (!touched || (b->bands == 3 && !delta)) { free(touched); free(delta); return -1; }
+    float share = 1.f / (float)b->luma_n;
+    FOR_EACH_PIXEL(b, j, lo, co, wi, {
+        const uint8_t *now = window + wi, *was = before + wi;
+        if (was[0] == now[0] && (b->bands == 1 || (was[1] == now[1] && was[2] == now[2])))
+            continue;
+        touched[lo / 64] = 1;
+        if (b->bands == 1) {
+            planes[lo] = (float)now[0] - 128.f;
+            continue;
+        }
+        float rgb[3] = {now[0], now[1], now[2]}, ycc[3];
+        for (int r = 0; r < 3; r++)
+            ycc[r] = YCC_FROM_RGB[r][0] * rgb[0] + YCC_FROM_RGB[r][1] * rgb[1] +
+                     YCC_FROM_RGB[r][2] * rgb[2];
+        planes[lo] = ycc[0] - 128.f;
+        delta[co] += (ycc[1] - planes[co]) * share;
+        delta[co + 64] += (ycc[2] - planes[co + 64]) * share;
+        touched[co / 64] = touched[co / 64 + 1] = 1;
+    })
+    for (Py_ssize_t i = 0; i < nblocks; i++) {
+        if (!touched[i]) continue;
+        Py_ssize_t mcu = i / b->bpm;
+        int k = (int)(i % b->bpm), r = (int)(mcu / b->nc), c = (int)(mcu % b->nc);
+        float *p = planes + i * 64;
+        if (delta && k >= b->luma_n)
+            for (int s = 0; s < 64; s++) p[s] += delta[i * 64 + s];
+        Py_ssize_t m = (Py_ssize_t)(b->row0 + r) * j->mcus_x + b->col0 + c - first;
+        fdct(p, j->qt[j->comp[j->block_comp[k]].tq], coeffs + (m * b->bpm + k) * 64);
+        dirty[m] = 1;
+    }
+    free(touched);
+    free(delta);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ a run
+ * A tile's MCU index: where each MCU starts in the unstuffed scan and the DC
+ * predictors there, learnt by parsing and kept by the caller (a bytearray,
+ * one per stored tile) so that the next mark on that tile decodes only the
+ * MCUs it covers.  Layout: IndexHead, then total + 1 States (the last one is
+ * the end of the scan). */
+typedef struct {
+    uint32_t pos;
+    int16_t pred[MAX_COMPS];
+} State;
+
+typedef struct {
+    int32_t total, known; /* MCUs; States valid from 0 (always) to known - 1 */
+} IndexHead;
+
+/* What decode finds and encode needs, kept in C between the two calls (a
+ * capsule): the parsed JPEG, the run of MCUs from the first covered to the
+ * one after the last, the coefficients of those decoded (the covered ones
+ * and the one after each covered row), the covered MCUs' samples and the
+ * window as decode gave it.  encode consumes it (it changes them in place). */
+typedef struct {
+    Py_buffer in; /* the stored JPEG */
+    Py_buffer ix; /* its index */
+    Jpeg j;
+    Box box;
+    State *state;
+    IndexHead *head;
+    int first, needed, count, used;
+    uint8_t *have;       /* per MCU of the run (up to needed + SLACK): decoded */
+    int16_t *coeffs;     /* (needed + SLACK) x blocks-per-MCU x 64, natural order */
+    uint64_t *ends;      /* end bit of each MCU of the run */
+    float *planes;       /* the covered MCUs' samples (see to_planes) */
+    uint8_t *window;     /* the window as decode gave it */
+} Run;
+
+static void run_free(Run *run) {
+    free(run->j.bits);
+    free(run->have);
+    free(run->coeffs);
+    free(run->ends);
+    free(run->planes);
+    free(run->window);
+    if (run->in.obj) PyBuffer_Release(&run->in);
+    if (run->ix.obj) PyBuffer_Release(&run->ix);
+    free(run);
+}
+
+static void run_capsule_free(PyObject *capsule) {
+    run_free(PyCapsule_GetPointer(capsule, "iipy._dctsplice.Run"));
+}
+
+/* Parse on from the last known MCU until the state at MCU `upto` is known
+ * (upto <= total).  -1 on corrupt data. */
+static int learn(Run *run, int upto) {
+    const Jpeg *j = &run->j;
+    uint64_t limit = (uint64_t)j->nbytes * 8;
+    while (run->head->known <= upto) {
+        const State *s = &run->state[run->head->known - 1];
+        uint64_t pos = s->pos;
+        int pred[MAX_COMPS];
+        for (int c = 0; c < MAX_COMPS; c++) pred[c] = s->pred[c];
+        for (int b = 0; b < j->blocks_per_mcu; b++)
+            if (decode_block(j, j->block_comp[b], &pos, &pred[j->block_comp[b]], NULL)) return -1;
+        if (pos > limit) return -1;
+        State *next = &run->state[run->head->known];
+        next->pos = (uint32_t)pos;
+        for (int c = 0; c < MAX_COMPS; c++) {
+            if (pred[c] < INT16_MIN || pred[c] > INT16_MAX) return -1;
+            next->pred[c] = (int16_t)pred[c];
+        }
+        run->head->known++;
+    }
+    return 0;
+}
+
+/* Coefficients of MCU i of the run, decoded from its known state; -1 if they
+ * do not end where the index says the next MCU starts (corrupt data). */
+static int decode_mcu(Run *run, int i) {
+    const Jpeg *j = &run->j;
+    int m = run->first + i, bpm = j->blocks_per_mcu;
+    const State *s = &run->state[m];
+    uint64_t pos = s->pos;
+    int pred[MAX_COMPS];
+    for (int c = 0; c < MAX_COMPS; c++) pred[c] = s->pred[c];
+    for (int b = 0; b < bpm; b++)
+        if (decode_block(j, j->block_comp[b], &pos, &pred[j->block_comp[b]],
+                         run->coeffs + ((Py_ssize_t)i * bpm + b) * 64))
+            return -1;
+    if (pos != run->state[m + 1].pos) return -1;
+    run->have[i] = 1;
+    return 0;
+}
+
+/* Extend the run to `count` MCUs (<= needed + SLACK), decoding the new ones. */
+static int extend_run(Run *run, int count) {
+    if (learn(run, run->first + count)) return -1;
+    for (int i = run->count; i < count; i++) {
+        run->ends[i] = run->state[run->first + i + 1].pos;
+        if (decode_mcu(run, i)) return -1;
+    }
+    run->count = count;
+    return 0;
+}
+
+/* A fresh index for a JPEG of `total` MCUs: only MCU 0's state known. */
+static PyObject *new_index(int total) {
+    Py_ssize_t size = (Py_ssize_t)sizeof(IndexHead) + ((Py_ssize_t)total + 1) * (Py_ssize_t)sizeof(State);
+    PyObject *ix = PyByteArray_FromStringAndSize(NULL, size);
+    if (!ix) return NULL;
+    char *p = PyByteArray_AS_STRING(ix);
+    memset(p, 0, (size_t)size);
+    ((IndexHead *)p)->total = total;
+    ((IndexHead *)p)->known = 1;
+    return ix;
 }
 
 static PyObject *py_decode(PyObject *self, PyObject *args) {
-    Py_buffer in, rs;
+    PyObject *jpeg, *index;
     int x0, y0, x1, y1;
-    Jpeg j;
-    PyObject *result = NULL;
-    if (!PyArg_ParseTuple(args, "y*iiiiy*", &in, &x0, &y0, &x1, &y1, &rs)) return NULL;
-    const uint8_t *d = in.buf;
-    j.bits = NULL;
-    if (parse(&j, d, in.len) || unstuff(&j, d)) goto none;
-    int mw = 8 * j.hmax, mh = 8 * j.vmax;
-    if (x0 < 0 || y0 < 0 || x1 <= x0 || y1 <= y0 || x1 > j.width || y1 > j.height) goto none;
-    int first = (y0 / mh) * j.mcus_x + x0 / mw;
-    int last = ((y1 - 1) / mh) * j.mcus_x + (x1 - 1) / mw;
-    int total = j.mcus_x * j.mcus_y;
-    if (last + 1 < total) last++;
-    int needed = last - first + 1;
-    last = last + SLACK < total - 1 ? last + SLACK : total - 1; /* spare MCUs for padding */
-    int count = last - first + 1;
-    int bpm = j.blocks_per_mcu;
-    PyObject *coeffs = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)count * bpm * 64 * 2);
-    if (!coeffs) goto fail;
-    int16_t *out = (int16_t *)PyBytes_AS_STRING(coeffs);
-    PyObject *ends = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)count * 8);
-    if (!ends) { Py_DECREF(coeffs); goto fail; }
-    uint64_t *end_at = (uint64_t *)PyBytes_AS_STRING(ends);
-    int pred[MAX_COMPS] = {0, 0, 0}, start_pred[MAX_COMPS] = {0, 0, 0};
-    uint64_t pos = 0, start_bit = 0, limit = (uint64_t)j.nbytes * 8;
-    int m0 = 0;
-    if (rs.len == 5 * 8) { /* resume: a state recorded at an MCU-row start by a former call */
-        const int64_t *r = rs.buf;
-        if (r[0] < 0 || r[0] > first || r[0] % j.mcus_x || r[1] < 0 || (uint64_t)r[1] > limit)
-            goto bad;
-        m0 = (int)r[0];
-        pos = (uint64_t)r[1];
-        for (int c = 0; c < MAX_COMPS; c++) pred[c] = (int)r[2 + c];
-    } else if (rs.len != 0) {
-        goto bad;
+    if (!PyArg_ParseTuple(args, "OiiiiO", &jpeg, &x0, &y0, &x1, &y1, &index)) return NULL;
+    PyObject *result = NULL, *window = NULL, *capsule = NULL, *fresh = NULL;
+    Run *run = calloc(1, sizeof(Run));
+    if (!run) return PyErr_NoMemory();
+    if (PyObject_GetBuffer(jpeg, &run->in, PyBUF_SIMPLE)) goto fail;
+    Jpeg *j = &run->j;
+    const uint8_t *d = run->in.buf;
+    if (parse(j, d, run->in.len) || unstuff(j, d)) goto none;
+    int total = j->mcus_x * j->mcus_y;
+    if (index == Py_None) {
+        index = fresh = new_index(total);
+        if (!fresh) goto fail;
     }
-    /* the state at each MCU-row start passed, for the caller's index */
-    int nrows = last / j.mcus_x - m0 / j.mcus_x + 1;
-    PyObject *rows = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)nrows * 5 * 8);
-    if (!rows) { Py_DECREF(coeffs); Py_DECREF(ends); goto fail; }
-    int64_t *row_at = (int64_t *)PyBytes_AS_STRING(rows);
-    int nrow = 0;
-    for (int m = m0; m <= last; m++) {
-        if (m % j.mcus_x == 0 && nrow < nrows) {
-            int64_t *r = row_at + 5 * nrow++;
-            r[0] = m;
-            r[1] = (int64_t)pos;
-            for (int c = 0; c < MAX_COMPS; c++) r[2 + c] = pred[c];
-        }
-        if (m == first) {
-            start_bit = pos;
-            memcpy(start_pred, pred, sizeof(pred));
-        }
-        for (int b = 0; b < bpm; b++) {
-            int ci = j.block_comp[b];
-            int16_t *dst = m >= first ? out + ((Py_ssize_t)(m - first) * bpm + b) * 64 : NULL;
-            if (decode_block(&j, ci, &pos, &pred[ci], dst)) { Py_DECREF(rows); goto bad; }
-        }
-        if (pos > limit) { Py_DECREF(rows); goto bad; }
-        if (m >= first) end_at[m - first] = pos;
+    if (PyObject_GetBuffer(index, &run->ix, PyBUF_WRITABLE)) goto fail;
+    run->head = run->ix.buf;
+    run->state = (State *)((char *)run->ix.buf + sizeof(IndexHead));
+    if (run->ix.len != (Py_ssize_t)sizeof(IndexHead) + ((Py_ssize_t)total + 1) * (Py_ssize_t)sizeof(State) ||
+        run->head->total != total || run->head->known < 1 || run->head->known > total + 1)
+        goto none; /* not this tile's index */
+    Box *box = &run->box;
+    if (box_init(box, j, x0, y0, x1 - x0, y1 - y0)) goto none;
+    int first = box->row0 * j->mcus_x + box->col0;
+    int last = (box->row0 + box->nr - 1) * j->mcus_x + box->col0 + box->nc - 1;
+    if (last + 1 < total) last++; /* the MCU after: its DC difference changes */
+    run->first = first;
+    run->needed = run->count = last - first + 1;
+    int bpm = j->blocks_per_mcu, room = run->needed + SLACK;
+    run->have = calloc((size_t)room, 1);
+    run->coeffs = malloc((size_t)room * bpm * 64 * sizeof(int16_t));
+    run->ends = malloc((size_t)room * sizeof(uint64_t));
+    run->planes = malloc((size_t)box->nr * box->nc * bpm * 64 * sizeof(float));
+    run->window = malloc((size_t)box->w * box->h * box->bands);
+    if (!run->have || !run->coeffs || !run->ends || !run->planes || !run->window) {
+        PyErr_NoMemory();
+        goto fail;
     }
-    if (_PyBytes_Resize(&rows, (Py_ssize_t)nrow * 5 * 8)) { Py_DECREF(coeffs); Py_DECREF(ends); goto fail; }
-    PyObject *qt = qtables_tuple(&j);
-    if (!qt) { Py_DECREF(coeffs); Py_DECREF(ends); Py_DECREF(rows); goto fail; }
-    PyObject *preds = j.ncomp == 3 ? Py_BuildValue("(iii)", start_pred[0], start_pred[1], start_pred[2])
-                                   : Py_BuildValue("(i)", start_pred[0]);
-    if (!preds) { Py_DECREF(coeffs); Py_DECREF(ends); Py_DECREF(qt); Py_DECREF(rows); goto fail; }
-    result = Py_BuildValue("(iiiiiiNiiiKNNNN)", j.width, j.height, j.hmax, j.vmax, j.mcus_x,
-                           j.mcus_y, qt, first, needed, count, (unsigned long long)start_bit,
-                           ends, preds, coeffs, rows);
-    goto done;
-bad:
-    Py_DECREF(coeffs);
-    Py_DECREF(ends);
+    if (learn(run, last + 1)) goto none;
+    for (int i = 0; i < run->count; i++) run->ends[i] = run->state[first + i + 1].pos;
+    /* decoded: the covered MCUs and the one after each covered row */
+    for (int r = 0; r < box->nr; r++)
+        for (int c = 0; c <= box->nc; c++) {
+            int m = (box->row0 + r) * j->mcus_x + box->col0 + c;
+            if (m <= last && decode_mcu(run, m - first)) goto none;
+        }
+    to_planes(box, j, run->coeffs, first, run->planes);
+    to_window(box, j, run->planes, run->window);
+    window = PyByteArray_FromStringAndSize((const char *)run->window,
+                                           (Py_ssize_t)box->w * box->h * box->bands);
+    if (!window) goto fail;
+    capsule = PyCapsule_New(run, "iipy._dctsplice.Run", run_capsule_free);
+    if (!capsule) goto fail;
+    Py_INCREF(index);
+    Py_XDECREF(fresh);
+    return Py_BuildValue("(NNN)", capsule, window, index);
 none:
     result = Py_None;
     Py_INCREF(result);
-    goto done;
 fail:
-    result = NULL;
-done:
-    free(j.bits);
-    PyBuffer_Release(&in);
-    PyBuffer_Release(&rs);
+    Py_XDECREF(window);
+    Py_XDECREF(fresh);
+    run_free(run);
     return result;
 }
 
@@ -478,9 +786,8 @@ typedef struct {
 } BlockPlan;
 
 static inline int category(int v) {
-    int a = v < 0 ? -v : v, s = 0;
-    while (a) { s++; a >>= 1; }
-    return s;
+    unsigned a = (unsigned)(v < 0 ? -v : v);
+    return a ? 32 - __builtin_clz(a) : 0;
 }
 
 /* Bits of one block; -1 if a symbol is not in the tables or out of range. */
@@ -538,20 +845,50 @@ static void write_block(Writer *w, const Jpeg *j, int ci, const int16_t *blk, in
     if (plan->last_nz < 63) put_bits(w, ac->code[0x00], ac->size[0x00]);
 }
 
+/* Bits of MCU m of the run, planning its blocks (re-encoded ones from their
+ * coefficients, copied ones as stored); -1 if a block cannot be coded. */
+static long mcu_bits(const Jpeg *j, BlockPlan *plans, const int16_t *blocks, const int *diffs,
+                     const uint8_t *recode, const uint64_t *ends, uint64_t start_bit, int m) {
+    int bpm = j->blocks_per_mcu;
+    if (!recode[m]) {
+        for (int i = m * bpm; i < (m + 1) * bpm; i++) {
+            plans[i].last_nz = 63; /* no room: copied as it is */
+            plans[i].zrl = 0;
+        }
+        return (long)(ends[m] - (m ? ends[m - 1] : start_bit));
+    }
+    long bits = 0;
+    for (int i = m * bpm; i < (m + 1) * bpm; i++) {
+        long b = block_bits(j, j->block_comp[i % bpm], blocks + (Py_ssize_t)i * 64, diffs[i],
+                            &plans[i]);
+        if (b < 0) return -1;
+        bits += b;
+    }
+    return bits;
+}
+
 /* Choose ZRL padding (0..capacity per block) so that a run of n MCUs,
  * needed <= n <= count, re-encodes to its old length modulo 8: a dynamic
- * programme over residues, block by block.  Returns n, or -1. */
-static int plan_padding(const Jpeg *j, BlockPlan *plans, const long *mcu_bits,
-                        const uint64_t *ends, uint64_t start_bit, int needed, int count) {
-    int bpm = j->blocks_per_mcu, nblocks = count * bpm, n = -1, r;
+ * programme over residues, block by block, planning MCUs only as far as it
+ * goes.  Returns n, 0 if no n works (every MCU is then planned), -1 if a
+ * block cannot be coded, -2 on a memory error. */
+static int plan_padding(const Jpeg *j, BlockPlan *plans, const int16_t *blocks,
+                        const int *diffs, const uint8_t *recode, const uint64_t *ends,
+                        uint64_t start_bit, int needed, int count) {
+    int bpm = j->blocks_per_mcu, nblocks = count * bpm, n = 0, r;
     int8_t (*choice)[8] = malloc((size_t)(nblocks + 1) * sizeof(*choice));
     int8_t (*from)[8] = malloc((size_t)(nblocks + 1) * sizeof(*from));
-    if (!choice || !from) { free(choice); free(from); return -1; }
+    if (!choice || !from) { free(choice); free(from); return -2; }
     memset(choice, -1, (size_t)(nblocks + 1) * sizeof(*choice));
     choice[0][0] = 0;
     long bits = 0;
     int need = 0;
     for (int i = 0; i < nblocks; i++) {
+        if (i % bpm == 0) {
+            long b = mcu_bits(j, plans, blocks, diffs, recode, ends, start_bit, i / bpm);
+            if (b < 0) { n = -1; break; }
+            bits += b;
+        }
         const BlockPlan *p = &plans[i];
         const Huff *ac = &j->ac[j->comp[j->block_comp[i % bpm]].ta];
         int zlen = ac->size[0xF0];
@@ -569,7 +906,6 @@ static int plan_padding(const Jpeg *j, BlockPlan *plans, const long *mcu_bits,
         }
         if ((i + 1) % bpm == 0) {
             int m = (i + 1) / bpm; /* MCUs so far */
-            bits += mcu_bits[m - 1];
             long old = (long)(ends[m - 1] - start_bit);
             need = (int)(((old - bits) % 8 + 8) % 8);
             if (m >= needed && choice[i + 1][need] >= 0) { n = m; break; }
@@ -580,7 +916,6 @@ static int plan_padding(const Jpeg *j, BlockPlan *plans, const long *mcu_bits,
             int z = choice[i][need];
             plans[i - 1].zrl = z;
             need = from[i][need];
-            if (i == 1) break;
         }
     }
     free(choice);
@@ -589,67 +924,68 @@ static int plan_padding(const Jpeg *j, BlockPlan *plans, const long *mcu_bits,
 }
 
 static PyObject *py_encode(PyObject *self, PyObject *args) {
-    Py_buffer in, cf, eb, db;
-    int first, needed;
-    unsigned long long start_bit;
-    PyObject *preds_obj;
-    Jpeg j;
+    PyObject *capsule;
+    Py_buffer wb;
+    if (!PyArg_ParseTuple(args, "O!y*", &PyCapsule_Type, &capsule, &wb)) return NULL;
+    Run *run = PyCapsule_GetPointer(capsule, "iipy._dctsplice.Run");
+    if (!run) { PyBuffer_Release(&wb); return NULL; }
+    Jpeg *j = &run->j;
+    const Box *box = &run->box;
+    const uint8_t *d = run->in.buf;
+    Py_ssize_t in_len = run->in.len;
+    int first = run->first, needed = run->needed, room = needed + SLACK;
+    int bpm = j->blocks_per_mcu, total = j->mcus_x * j->mcus_y;
+    if (room > total - first) room = total - first;
+    uint64_t start_bit = run->state[first].pos;
+    const uint64_t *ends = run->ends;
+    int16_t *blocks = run->coeffs;
     BlockPlan *plans = NULL;
     int *diffs = NULL;
-    uint8_t *recode = NULL;
-    long *mcu_bits = NULL;
+    uint8_t *recode = NULL, *dirty = NULL;
     PyObject *result = NULL;
-    if (!PyArg_ParseTuple(args, "y*iiKy*Oy*y*", &in, &first, &needed, &start_bit, &eb,
-                          &preds_obj, &cf, &db))
-        return NULL;
-    const uint8_t *d = in.buf;
-    j.bits = NULL;
-    if (parse(&j, d, in.len) || unstuff(&j, d)) goto none;
-    int bpm = j.blocks_per_mcu;
-    if (cf.len % (bpm * 128) != 0 || cf.len == 0) goto none;
-    int count = (int)(cf.len / (bpm * 128)), nblocks = count * bpm;
-    if (eb.len != (Py_ssize_t)count * 8 || db.len != count || needed < 1 || needed > count)
-        goto none;
+    if (run->used || wb.len != (Py_ssize_t)box->w * box->h * box->bands) goto none;
+    run->used = 1; /* the coefficients and samples change below */
+    dirty = calloc((size_t)room, 1);
+    recode = malloc((size_t)room);
+    plans = malloc((size_t)room * bpm * sizeof(*plans));
+    diffs = malloc((size_t)room * bpm * sizeof(*diffs));
+    if (!dirty || !recode || !plans || !diffs) { PyErr_NoMemory(); goto fail; }
+    if (from_window(box, j, run->planes, run->window, wb.buf, blocks, first, dirty)) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    if (!memchr(dirty, 1, (size_t)run->count)) { /* the stamp changed no pixel */
+        result = PyBytes_FromStringAndSize((const char *)d, in_len);
+        goto done;
+    }
     /* MCUs re-encoded: the changed ones, each one after a changed one (its DC
-     * difference changes) and the spare ones past the run (for padding);
-     * the others are copied bit for bit. */
-    const uint8_t *dirty = db.buf;
-    recode = malloc((size_t)count);
-    if (!recode) { PyErr_NoMemory(); goto fail; }
-    for (int m = 0; m < count; m++)
-        recode[m] = dirty[m] || (m > 0 && dirty[m - 1]) || m >= needed;
-    if (first < 0 || (long)first + count > (long)j.mcus_x * j.mcus_y) goto none;
-    const uint64_t *ends = eb.buf;
-    for (int m = 0; m < count; m++)
-        if (ends[m] < start_bit || ends[m] > (uint64_t)j.nbytes * 8) goto none;
-    if (!PyTuple_Check(preds_obj) || PyTuple_GET_SIZE(preds_obj) != j.ncomp) goto none;
-    int pred[MAX_COMPS];
-    for (int i = 0; i < j.ncomp; i++) {
-        pred[i] = (int)PyLong_AsLong(PyTuple_GET_ITEM(preds_obj, i));
-        if (PyErr_Occurred()) goto fail;
-    }
-    const int16_t *blocks = cf.buf;
-    plans = malloc((size_t)nblocks * sizeof(*plans));
-    diffs = malloc((size_t)nblocks * sizeof(*diffs));
-    mcu_bits = calloc((size_t)count, sizeof(*mcu_bits));
-    if (!plans || !diffs || !mcu_bits) { PyErr_NoMemory(); goto fail; }
-    for (int i = 0; i < nblocks; i++) {
-        int ci = j.block_comp[i % bpm];
-        int dc = blocks[(Py_ssize_t)i * 64];
-        diffs[i] = dc - pred[ci];
-        pred[ci] = dc;
-        int m = i / bpm;
-        if (recode[m]) {
-            long b = block_bits(&j, ci, blocks + (Py_ssize_t)i * 64, diffs[i], &plans[i]);
-            if (b < 0) goto none;
-            mcu_bits[m] += b;
-        } else {
-            plans[i].last_nz = 63; /* no room: copied as it is */
-            plans[i].zrl = 0;
-            mcu_bits[m] = (long)(ends[m] - (m ? ends[m - 1] : start_bit));
+     * difference changes) and, if the run cannot be padded, spare ones past
+     * it; the others are copied bit for bit. */
+    int n = 0;
+    for (int count = run->count;; count = room) {
+        if (count > run->count && extend_run(run, count)) goto none;
+        for (int m = 0; m < count; m++) {
+            recode[m] = dirty[m] || (m > 0 && dirty[m - 1]) || m >= needed;
+            if (recode[m] && !run->have[m]) goto none; /* cannot happen */
         }
+        /* DC differences: from the previous MCU's (maybe changed) coefficients
+         * when it was decoded, else from the index */
+        int pred[MAX_COMPS];
+        for (int m = 0; m < count; m++) {
+            if (!run->have[m]) continue;
+            if (m == 0 || !run->have[m - 1])
+                for (int c = 0; c < MAX_COMPS; c++) pred[c] = run->state[first + m].pred[c];
+            for (int i = m * bpm; i < (m + 1) * bpm; i++) {
+                int ci = j->block_comp[i % bpm], dc = blocks[(Py_ssize_t)i * 64];
+                diffs[i] = dc - pred[ci];
+                pred[ci] = dc;
+            }
+        }
+        n = plan_padding(j, plans, blocks, diffs, recode, ends, start_bit, needed, count);
+        if (n != 0 || count == room) break;
     }
-    int n = plan_padding(&j, plans, mcu_bits, ends, start_bit, needed, count);
+    if (n == -2) { PyErr_NoMemory(); goto fail; }
+    if (n == -1) goto none;
     int aligned = n > 0;
     uint64_t data_end = 0;
     if (!aligned) {
@@ -657,23 +993,16 @@ static PyObject *py_encode(PyObject *self, PyObject *args) {
          * instead, which needs where its last MCU ends, i.e. parsing it all. */
         n = needed;
         for (int i = 0; i < n * bpm; i++) plans[i].zrl = 0;
-        int dummy[MAX_COMPS] = {0, 0, 0};
-        uint64_t pos = ends[n - 1];
-        long total = (long)j.mcus_x * j.mcus_y;
-        for (long m = first + n; m < total; m++)
-            for (int b = 0; b < bpm; b++)
-                if (decode_block(&j, j.block_comp[b], &pos, &dummy[j.block_comp[b]], NULL))
-                    goto none;
-        if (pos > (uint64_t)j.nbytes * 8) goto none;
-        data_end = pos;
+        if (learn(run, total)) goto none;
+        data_end = run->state[total].pos;
     }
     uint64_t end_bit = ends[n - 1];
 
-    Py_ssize_t head = stuffed_offset(&j, d, (Py_ssize_t)(start_bit >> 3));
-    Py_ssize_t tail = aligned ? stuffed_offset(&j, d, (Py_ssize_t)((end_bit + 7) >> 3))
-                              : j.scan_end;
+    Py_ssize_t head = stuffed_offset(j, d, (Py_ssize_t)(start_bit >> 3));
+    Py_ssize_t tail = aligned ? stuffed_offset(j, d, (Py_ssize_t)((end_bit + 7) >> 3))
+                              : j->scan_end;
     Writer w = {0};
-    w.cap = head + (in.len - tail) + 2 * ((Py_ssize_t)n * bpm * 64 * 4 + 16);
+    w.cap = head + (in_len - tail) + 2 * ((Py_ssize_t)n * bpm * 64 * 4 + 16);
     if (!aligned) w.cap += 2 * (Py_ssize_t)(data_end - end_bit) / 8 + 16;
     result = PyBytes_FromStringAndSize(NULL, w.cap);
     if (!result) goto fail;
@@ -681,29 +1010,29 @@ static PyObject *py_encode(PyObject *self, PyObject *args) {
     memcpy(w.out, d, (size_t)head);
     w.n = head;
     int lead = (int)(start_bit & 7);
-    if (lead) put_bits(&w, j.bits[start_bit >> 3] >> (8 - lead), lead);
+    if (lead) put_bits(&w, j->bits[start_bit >> 3] >> (8 - lead), lead);
     for (int m = 0; m < n; m++) {
         if (!recode[m]) {
-            copy_bits(&w, j.bits, m ? ends[m - 1] : start_bit, ends[m]);
+            copy_bits(&w, j->bits, m ? ends[m - 1] : start_bit, ends[m]);
             continue;
         }
         for (int i = m * bpm; i < (m + 1) * bpm; i++)
-            write_block(&w, &j, j.block_comp[i % bpm], blocks + (Py_ssize_t)i * 64, diffs[i],
+            write_block(&w, j, j->block_comp[i % bpm], blocks + (Py_ssize_t)i * 64, diffs[i],
                         &plans[i]);
     }
     if (aligned) {
         int trail = (int)(end_bit & 7);
-        if (trail) put_bits(&w, j.bits[end_bit >> 3] & ((1u << (8 - trail)) - 1), 8 - trail);
+        if (trail) put_bits(&w, j->bits[end_bit >> 3] & ((1u << (8 - trail)) - 1), 8 - trail);
         if (w.nacc != 0) { /* cannot happen: the padding keeps the alignment */
             Py_DECREF(result);
             goto none;
         }
     } else {
-        copy_bits(&w, j.bits, end_bit, data_end);
+        copy_bits(&w, j->bits, end_bit, data_end);
         if (w.nacc) put_bits(&w, 0xFF, 8 - w.nacc); /* pad with 1-bits, as encoders do */
     }
-    memcpy(w.out + w.n, d + tail, (size_t)(in.len - tail));
-    w.n += in.len - tail;
+    memcpy(w.out + w.n, d + tail, (size_t)(in_len - tail));
+    w.n += in_len - tail;
     if (_PyBytes_Resize(&result, w.n)) { result = NULL; goto fail; }
     goto done;
 none:
@@ -716,23 +1045,22 @@ fail:
 done:
     free(plans);
     free(diffs);
-    free(mcu_bits);
     free(recode);
-    free(j.bits);
-    PyBuffer_Release(&in);
-    PyBuffer_Release(&cf);
-    PyBuffer_Release(&eb);
-    PyBuffer_Release(&db);
+    free(dirty);
+    PyBuffer_Release(&wb);
     return result;
 }
 
 static PyMethodDef methods[] = {
-    {"decode", py_decode, METH_VARARGS, "Coefficients of the MCUs covering a pixel box."},
-    {"encode", py_encode, METH_VARARGS, "The JPEG with a run of MCUs re-encoded."},
+    {"decode", py_decode, METH_VARARGS, "The run of MCUs covering a pixel box, and its pixels."},
+    {"encode", py_encode, METH_VARARGS, "The JPEG with the run's changed pixels re-encoded."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_dctsplice",
                                     "Re-encode a few MCUs of a baseline JPEG.", -1, methods,
                                     NULL, NULL, NULL, NULL};
 
-PyMODINIT_FUNC PyInit__dctsplice(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__dctsplice(void) {
+    init_tables();
+    return PyModule_Create(&module);
+}

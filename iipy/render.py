@@ -40,8 +40,9 @@ from .watermark import RandomSource, Watermark, load_watermark
 
 log = logging.getLogger(__name__)
 _NO_PROCESSING = Processing()
-#: memory for the row indexes of watermarked JPEG tiles, per worker (~23,000 tiles)
-ROW_INDEX_BYTES = 16 * 1024 * 1024
+#: memory for the MCU indexes of watermarked JPEG tiles, per worker (~5,000
+#: 256×256 tiles at 3 kB each)
+MCU_INDEX_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -80,9 +81,9 @@ class Renderer:
         self._pixels_cache: LRUCache[np.ndarray] = LRUCache(
             max_bytes=settings.max_image_cache_bytes, sizeof=lambda a: a.nbytes
         )
-        # per stored tile, where its MCU rows start (markjpeg.RowIndex, ~0.7 kB a tile)
-        self._row_index: LRUCache[np.ndarray] = LRUCache(
-            max_bytes=ROW_INDEX_BYTES, sizeof=lambda a: a.nbytes + 100
+        # per stored tile, where its MCUs start (markjpeg.McuIndex, ~3 kB a tile)
+        self._mcu_index: LRUCache[bytearray] = LRUCache(
+            max_bytes=MCU_INDEX_BYTES, sizeof=lambda index: len(index) + 100
         )
         self._rng = rng
         self._rng_pid = -1
@@ -110,7 +111,7 @@ class Renderer:
         self._images.clear()
         self._tiles.clear()
         self._pixels_cache.clear()
-        self._row_index.clear()
+        self._mcu_index.clear()
 
     # -- images -----------------------------------------------------------
 
@@ -226,10 +227,10 @@ class Renderer:
             if spot is not None:
                 x, y, w, h = spot
                 tile_key = (entry.record.stamp, native, column, row)
-                data, rows = markjpeg.mark_jpeg(raw, mark.amounts(info.bands)[:h, :w], x, y,
-                                                self._row_index.get(tile_key))
-                if len(rows):
-                    self._row_index.put(tile_key, rows)
+                data, index = markjpeg.mark_jpeg(raw, mark.add_to, x, y, w, h,
+                                                 self._mcu_index.get(tile_key))
+                if index is not None:
+                    self._mcu_index.put(tile_key, index)
                 if data is not None:
                     if entry.icc_app2:
                         data = data[:2] + entry.icc_app2 + data[2:]

@@ -75,7 +75,6 @@ class Watermark:
             1: _to_add(grey * weight),
         }
         self._ceiling = {bands: 255 - add for bands, add in self._add.items()}
-        self._amount = {bands: add.astype(np.float32) for bands, add in self._add.items()}
 
     @property
     def active(self) -> bool:
@@ -96,7 +95,7 @@ class Watermark:
         """
         window = self._window(pixels, rng, left, top, width, height)
         if window is not None:
-            self._add_to(window)
+            self.add_to(window)
 
     def stamp_undoably(self, pixels: np.ndarray, rng: RandomSource) -> Callable[[], None]:
         """Stamp a whole tile in place; return a function that takes the mark off.
@@ -109,7 +108,7 @@ class Watermark:
         if window is None:
             return lambda: None
         saved = window.copy()
-        self._add_to(window)
+        self.add_to(window)
         return lambda: np.copyto(window, saved)
 
     def place(self, area_w: int, area_h: int, rng: RandomSource
@@ -124,11 +123,6 @@ class Watermark:
             return None
         return x, y, w, h
 
-    def amounts(self, bands: int) -> np.ndarray:
-        """The amounts added to a 1- (luma) or 3-band output, (h, w, bands), as
-        float32 whole numbers (for arithmetic in floating point)."""
-        return self._amount[bands]
-
     def _window(self, pixels: np.ndarray, rng: RandomSource, left: int, top: int,
                 width: int | None, height: int | None) -> np.ndarray | None:
         """Draw the mark's place in an area: the view of ``pixels`` it covers."""
@@ -141,8 +135,9 @@ class Watermark:
         x, y, w, h = spot
         return pixels[top + y : top + y + h, left + x : left + x + w, :colour_bands]
 
-    def _add_to(self, window: np.ndarray) -> None:
-        """Saturating add: ``min(src, 255 - add) + add``."""
+    def add_to(self, window: np.ndarray) -> None:
+        """The formula on a window the mark covers, in place: ``min(src, 255 - add)
+        + add`` on uint8 (h, w, bands), bands 1 or 3, the mark cropped to it."""
         h, w, bands = window.shape
         np.minimum(window, self._ceiling[bands][:h, :w], out=window)
         window += self._add[bands][:h, :w]
