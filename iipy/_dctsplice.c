@@ -818,74 +818,98 @@ static void copy_bits(Writer *w, const uint8_t *src, uint64_t from, uint64_t to)
 }
 
 typedef struct {
-    int last_nz; /* zigzag index of the last non-zero AC (0: none) */
-    int zrl;     /* ZRL codes to add before the EOB (alignment padding) */
+    uint64_t start; /* where its coded bits are in the scratch (Bits) */
+    int len;        /* their length, without the EOB */
+    int bits;       /* its length as it will be written, EOB included, ZRLs not */
+    int last_nz;    /* zigzag index of the last non-zero AC (0: none) */
+    int zrl;        /* ZRL codes to add before the EOB (alignment padding) */
 } BlockPlan;
+
+/* Raw bits, no byte stuffing: each re-encoded block is Huffman-coded once,
+ * into this scratch, before the padding is planned; then copied out. */
+typedef struct {
+    uint8_t *buf;
+    Py_ssize_t n; /* whole bytes written */
+    uint64_t acc; /* pending bits, right-aligned */
+    int nacc;
+} Bits;
+
+#define MAX_BLOCK_BYTES 216 /* 27 + 63 x 26 bits, rounded up */
+
+static inline void raw_put(Bits *b, uint32_t bits, int len) { /* len <= 27 */
+    b->acc = (b->acc << len) | (bits & ((1u << len) - 1));
+    b->nacc += len;
+    if (b->nacc >= 32) {
+        b->nacc -= 32;
+        uint32_t w = __builtin_bswap32((uint32_t)(b->acc >> b->nacc));
+        memcpy(b->buf + b->n, &w, 4);
+        b->n += 4;
+    }
+}
+
+static inline uint64_t raw_pos(const Bits *b) { return (uint64_t)b->n * 8 + (uint64_t)b->nacc; }
+
+/* Flush the pending bits and pad with 8 zero bytes (for peek). */
+static void raw_finish(Bits *b) {
+    uint64_t rest = b->nacc ? b->acc << (64 - b->nacc) : 0;
+    rest = __builtin_bswap64(rest);
+    memcpy(b->buf + b->n, &rest, 8);
+    memset(b->buf + b->n + 8, 0, 8);
+}
 
 static inline int category(int v) {
     unsigned a = (unsigned)(v < 0 ? -v : v);
     return a ? 32 - __builtin_clz(a) : 0;
 }
 
-/* Bits of one block; -1 if a symbol is not in the tables or out of range. */
-static long block_bits(const Jpeg *j, int ci, const int16_t *blk, int diff, BlockPlan *plan) {
+/* Code one block into the scratch and plan it; -1 if a symbol is not in the
+ * tables or a value out of range. */
+static int code_block(Bits *b, const Jpeg *j, int ci, const int16_t *blk, int diff,
+                      BlockPlan *plan) {
     const Huff *dc = &j->dc[j->comp[ci].td], *ac = &j->ac[j->comp[ci].ta];
     int s = category(diff);
     if (s > 11 || !dc->size[s]) return -1;
-    long bits = dc->size[s] + s;
+    plan->start = raw_pos(b);
+    uint32_t extra = (uint32_t)(diff < 0 ? diff - 1 : diff) & ((1u << s) - 1);
+    raw_put(b, ((uint32_t)dc->code[s] << s) | extra, dc->size[s] + s);
     int run = 0, last_nz = 0;
     for (int k = 1; k < 64; k++) {
         int v = blk[ZIGZAG[k]];
         if (!v) { run++; continue; }
         while (run > 15) {
             if (!ac->size[0xF0]) return -1;
-            bits += ac->size[0xF0];
-            run -= 16;
-        }
-        int sz = category(v);
-        if (sz > 10) return -1;
-        int sym = (run << 4) | sz;
-        if (!ac->size[sym]) return -1;
-        bits += ac->size[sym] + sz;
-        run = 0;
-        last_nz = k;
-    }
-    if (last_nz < 63) {
-        if (!ac->size[0x00]) return -1;
-        bits += ac->size[0x00];
-    }
-    plan->last_nz = last_nz;
-    plan->zrl = 0;
-    return bits;
-}
-
-static void write_block(Writer *w, const Jpeg *j, int ci, const int16_t *blk, int diff,
-                        const BlockPlan *plan) {
-    const Huff *dc = &j->dc[j->comp[ci].td], *ac = &j->ac[j->comp[ci].ta];
-    int s = category(diff);
-    put_bits(w, dc->code[s], dc->size[s]);
-    if (s) put_bits(w, (uint32_t)(diff < 0 ? diff - 1 : diff), s);
-    int run = 0;
-    for (int k = 1; k <= plan->last_nz; k++) {
-        int v = blk[ZIGZAG[k]];
-        if (!v) { run++; continue; }
-        while (run > 15) {
-            put_bits(w, ac->code[0xF0], ac->size[0xF0]);
+            raw_put(b, ac->code[0xF0], ac->size[0xF0]);
             run -= 16;
         }
         int sz = category(v), sym = (run << 4) | sz;
-        put_bits(w, ac->code[sym], ac->size[sym]);
-        put_bits(w, (uint32_t)(v < 0 ? v - 1 : v), sz);
+        if (sz > 10 || !ac->size[sym]) return -1;
+        extra = (uint32_t)(v < 0 ? v - 1 : v) & ((1u << sz) - 1);
+        raw_put(b, ((uint32_t)ac->code[sym] << sz) | extra, ac->size[sym] + sz);
         run = 0;
+        last_nz = k;
     }
+    if (last_nz < 63 && !ac->size[0x00]) return -1;
+    plan->len = (int)(raw_pos(b) - plan->start);
+    plan->bits = plan->len + (last_nz < 63 ? ac->size[0x00] : 0);
+    plan->last_nz = last_nz;
+    plan->zrl = 0;
+    return 0;
+}
+
+/* Write a planned block: its coded bits, its ZRL padding, its EOB. */
+static void emit_block(Writer *w, const Bits *scratch, const Jpeg *j, int ci,
+                       const BlockPlan *plan) {
+    const Huff *ac = &j->ac[j->comp[ci].ta];
+    copy_bits(w, scratch->buf, plan->start, plan->start + (uint64_t)plan->len);
     for (int z = 0; z < plan->zrl; z++) put_bits(w, ac->code[0xF0], ac->size[0xF0]);
     if (plan->last_nz < 63) put_bits(w, ac->code[0x00], ac->size[0x00]);
 }
 
 /* Bits of MCU m of the run, planning its blocks (re-encoded ones from their
  * coefficients, copied ones as stored); -1 if a block cannot be coded. */
-static long mcu_bits(const Jpeg *j, BlockPlan *plans, const int16_t *blocks, const int *diffs,
-                     const uint8_t *recode, const uint64_t *ends, uint64_t start_bit, int m) {
+static long mcu_bits(const Jpeg *j, Bits *scratch, BlockPlan *plans, const int16_t *blocks,
+                     const int *diffs, const uint8_t *recode, const uint64_t *ends,
+                     uint64_t start_bit, int m) {
     int bpm = j->blocks_per_mcu;
     if (!recode[m]) {
         for (int i = m * bpm; i < (m + 1) * bpm; i++) {
@@ -896,10 +920,10 @@ static long mcu_bits(const Jpeg *j, BlockPlan *plans, const int16_t *blocks, con
     }
     long bits = 0;
     for (int i = m * bpm; i < (m + 1) * bpm; i++) {
-        long b = block_bits(j, j->block_comp[i % bpm], blocks + (Py_ssize_t)i * 64, diffs[i],
-                            &plans[i]);
-        if (b < 0) return -1;
-        bits += b;
+        if (code_block(scratch, j, j->block_comp[i % bpm], blocks + (Py_ssize_t)i * 64,
+                       diffs[i], &plans[i]))
+            return -1;
+        bits += plans[i].bits;
     }
     return bits;
 }
@@ -909,10 +933,13 @@ static long mcu_bits(const Jpeg *j, BlockPlan *plans, const int16_t *blocks, con
  * programme over residues, block by block, planning MCUs only as far as it
  * goes.  Returns n, 0 if no n works (every MCU is then planned), -1 if a
  * block cannot be coded, -2 on a memory error. */
-static int plan_padding(const Jpeg *j, BlockPlan *plans, const int16_t *blocks,
+static int plan_padding(const Jpeg *j, Bits *scratch, BlockPlan *plans, const int16_t *blocks,
                         const int *diffs, const uint8_t *recode, const uint64_t *ends,
                         uint64_t start_bit, int needed, int count) {
     int bpm = j->blocks_per_mcu, nblocks = count * bpm, n = 0, r;
+    scratch->n = 0;
+    scratch->acc = 0;
+    scratch->nacc = 0;
     int8_t (*choice)[8] = malloc((size_t)(nblocks + 1) * sizeof(*choice));
     int8_t (*from)[8] = malloc((size_t)(nblocks + 1) * sizeof(*from));
     if (!choice || !from) { free(choice); free(from); return -2; }
@@ -922,7 +949,7 @@ static int plan_padding(const Jpeg *j, BlockPlan *plans, const int16_t *blocks,
     int need = 0;
     for (int i = 0; i < nblocks; i++) {
         if (i % bpm == 0) {
-            long b = mcu_bits(j, plans, blocks, diffs, recode, ends, start_bit, i / bpm);
+            long b = mcu_bits(j, scratch, plans, blocks, diffs, recode, ends, start_bit, i / bpm);
             if (b < 0) { n = -1; break; }
             bits += b;
         }
@@ -979,6 +1006,7 @@ static PyObject *py_encode(PyObject *self, PyObject *args) {
     BlockPlan *plans = NULL;
     int *diffs = NULL;
     uint8_t *recode = NULL, *dirty = NULL;
+    Bits scratch = {NULL, 0, 0, 0};
     PyObject *result = NULL;
     if (run->used || wb.len != (Py_ssize_t)box->w * box->h * box->bands) goto none;
     run->used = 1; /* the coefficients and samples change below */
@@ -986,7 +1014,8 @@ static PyObject *py_encode(PyObject *self, PyObject *args) {
     recode = malloc((size_t)room);
     plans = malloc((size_t)room * bpm * sizeof(*plans));
     diffs = malloc((size_t)room * bpm * sizeof(*diffs));
-    if (!dirty || !recode || !plans || !diffs) { PyErr_NoMemory(); goto fail; }
+    scratch.buf = malloc((size_t)room * bpm * MAX_BLOCK_BYTES + 16);
+    if (!dirty || !recode || !plans || !diffs || !scratch.buf) { PyErr_NoMemory(); goto fail; }
     if (from_window(box, j, run->planes, run->window, wb.buf, blocks, first, dirty)) {
         PyErr_NoMemory();
         goto fail;
@@ -1018,11 +1047,13 @@ static PyObject *py_encode(PyObject *self, PyObject *args) {
                 pred[ci] = dc;
             }
         }
-        n = plan_padding(j, plans, blocks, diffs, recode, ends, start_bit, needed, count);
+        n = plan_padding(j, &scratch, plans, blocks, diffs, recode, ends, start_bit, needed,
+                         count);
         if (n != 0 || count == room) break;
     }
     if (n == -2) { PyErr_NoMemory(); goto fail; }
     if (n == -1) goto none;
+    raw_finish(&scratch);
     int aligned = n > 0;
     uint64_t data_end = 0;
     if (!aligned) {
@@ -1054,8 +1085,7 @@ static PyObject *py_encode(PyObject *self, PyObject *args) {
             continue;
         }
         for (int i = m * bpm; i < (m + 1) * bpm; i++)
-            write_block(&w, j, j->block_comp[i % bpm], blocks + (Py_ssize_t)i * 64, diffs[i],
-                        &plans[i]);
+            emit_block(&w, &scratch, j, j->block_comp[i % bpm], &plans[i]);
     }
     if (aligned) {
         int trail = (int)(end_bit & 7);
@@ -1084,6 +1114,7 @@ done:
     free(diffs);
     free(recode);
     free(dirty);
+    free(scratch.buf);
     PyBuffer_Release(&wb);
     return result;
 }
