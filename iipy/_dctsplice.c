@@ -537,15 +537,23 @@ static inline void pixel(const Box *b, const float *planes, Py_ssize_t lo, Py_ss
         out[r] = to_byte(RGB_FROM_YCC[r][0] * yv + RGB_FROM_YCC[r][1] * cb + RGB_FROM_YCC[r][2] * cr);
 }
 
-/* Planes of the covered MCUs (coeffs: the run decoded from MCU `first`). */
+/* Planes of the covered MCUs (coeffs: the run decoded from MCU `first`); the
+ * samples of luma blocks outside the box are left unset (never read). */
 static void to_planes(const Box *b, const Jpeg *j, const int16_t *coeffs, int first,
                       float *planes) {
     for (int r = 0; r < b->nr; r++)
         for (int c = 0; c < b->nc; c++) {
             Py_ssize_t m = (Py_ssize_t)(b->row0 + r) * j->mcus_x + b->col0 + c - first;
-            for (int k = 0; k < b->bpm; k++)
+            for (int k = 0; k < b->bpm; k++) {
+                if (k < b->luma_n) { /* a luma block wholly outside the box is not needed */
+                    int bx = (b->col0 + c) * b->mw + (k % j->hmax) * 8;
+                    int by = (b->row0 + r) * b->mh + (k / j->hmax) * 8;
+                    if (bx + 8 <= b->x || bx >= b->x + b->w || by + 8 <= b->y || by >= b->y + b->h)
+                        continue;
+                }
                 idct(coeffs + (m * b->bpm + k) * 64, j->qt[j->comp[j->block_comp[k]].tq],
                      planes + (((Py_ssize_t)r * b->nc + c) * b->bpm + k) * 64);
+            }
         }
 }
 
