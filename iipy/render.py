@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import jpegmarkers, resample
+from . import jpegmarkers, markjpeg, resample
 from .cache import LRUCache
 from .decoders import Decoder, decoder_for
 from .decoders.base import quality_layers
@@ -40,6 +40,9 @@ from .watermark import RandomSource, Watermark, load_watermark
 
 log = logging.getLogger(__name__)
 _NO_PROCESSING = Processing()
+#: memory for the MCU indexes of watermarked JPEG tiles, per worker (~5,000
+#: 256×256 tiles at 3 kB each)
+MCU_INDEX_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,10 @@ class Renderer:
         self._pixels_cache: LRUCache[np.ndarray] = LRUCache(
             max_bytes=settings.max_image_cache_bytes, sizeof=lambda a: a.nbytes
         )
+        # per stored tile, where its MCUs start (markjpeg.McuIndex, ~3 kB a tile)
+        self._mcu_index: LRUCache[bytearray] = LRUCache(
+            max_bytes=MCU_INDEX_BYTES, sizeof=lambda index: len(index) + 100
+        )
         self._rng = rng
         self._rng_pid = -1
 
@@ -104,6 +111,7 @@ class Renderer:
         self._images.clear()
         self._tiles.clear()
         self._pixels_cache.clear()
+        self._mcu_index.clear()
 
     # -- images -----------------------------------------------------------
 
@@ -204,6 +212,29 @@ class Renderer:
         key = (entry.record.stamp, view)
         info = entry.record.info
         mark: Watermark = self.watermark  # type: ignore[assignment]
+        if (
+            view.format is OutputFormat.JPEG
+            and view.quality is None
+            and self.settings.codec_passthrough
+            and view.processing.is_identity
+            and markjpeg.available()
+            and info.bands in (1, 3)
+        ):
+            # the stored tile with only the blocks under the mark re-encoded (markjpeg.py)
+            raw = entry.decoder.raw_tile(native, column, row)
+            level = info.levels[native]
+            spot = mark.place(level.tile_width, level.tile_height, self.rng) if raw else None
+            if spot is not None:
+                x, y, w, h = spot
+                tile_key = (entry.record.stamp, native, column, row)
+                data, index = markjpeg.mark_jpeg(raw, mark.add_to, x, y, w, h,
+                                                 self._mcu_index.get(tile_key))
+                if index is not None:
+                    self._mcu_index.put(tile_key, index)
+                if data is not None:
+                    if entry.icc_app2:
+                        data = data[:2] + entry.icc_app2 + data[2:]
+                    return data
         cached = self._pixels_cache.get(key)
         if cached is not None:
             marked = np.array(cached, copy=True)

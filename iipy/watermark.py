@@ -95,7 +95,7 @@ class Watermark:
         """
         window = self._window(pixels, rng, left, top, width, height)
         if window is not None:
-            self._add_to(window)
+            self.add_to(window)
 
     def stamp_undoably(self, pixels: np.ndarray, rng: RandomSource) -> Callable[[], None]:
         """Stamp a whole tile in place; return a function that takes the mark off.
@@ -108,8 +108,20 @@ class Watermark:
         if window is None:
             return lambda: None
         saved = window.copy()
-        self._add_to(window)
+        self.add_to(window)
         return lambda: np.copyto(window, saved)
+
+    def place(self, area_w: int, area_h: int, rng: RandomSource
+              ) -> tuple[int, int, int, int] | None:
+        """Draw the mark's place in an area of ``area_w``×``area_h``: (x, y, w, h)
+        relative to the area, the mark cropped at the right and bottom when it
+        is larger; None when the area is empty."""
+        x = rng.randint(0, area_w - self.width) if area_w > self.width else 0
+        y = rng.randint(0, area_h - self.height) if area_h > self.height else 0
+        w, h = min(self.width, area_w), min(self.height, area_h)
+        if w <= 0 or h <= 0:
+            return None
+        return x, y, w, h
 
     def _window(self, pixels: np.ndarray, rng: RandomSource, left: int, top: int,
                 width: int | None, height: int | None) -> np.ndarray | None:
@@ -117,15 +129,15 @@ class Watermark:
         colour_bands = 3 if pixels.shape[2] >= 3 else 1
         area_w = pixels.shape[1] - left if width is None else width
         area_h = pixels.shape[0] - top if height is None else height
-        x = left + (rng.randint(0, area_w - self.width) if area_w > self.width else 0)
-        y = top + (rng.randint(0, area_h - self.height) if area_h > self.height else 0)
-        w, h = min(self.width, area_w), min(self.height, area_h)
-        if w <= 0 or h <= 0:
+        spot = self.place(area_w, area_h, rng)
+        if spot is None:
             return None
-        return pixels[y : y + h, x : x + w, :colour_bands]
+        x, y, w, h = spot
+        return pixels[top + y : top + y + h, left + x : left + x + w, :colour_bands]
 
-    def _add_to(self, window: np.ndarray) -> None:
-        """Saturating add: ``min(src, 255 - add) + add``."""
+    def add_to(self, window: np.ndarray) -> None:
+        """The formula on a window the mark covers, in place: ``min(src, 255 - add)
+        + add`` on uint8 (h, w, bands), bands 1 or 3, the mark cropped to it."""
         h, w, bands = window.shape
         np.minimum(window, self._ceiling[bands][:h, :w], out=window)
         window += self._add[bands][:h, :w]

@@ -281,3 +281,66 @@ def test_other_protocols_images_are_marked_and_info_is_not(image_dir, source, ma
     assert marked.header("ETag") is None
     info = call(app, "IIIF=wm_src.tif/info.json")
     assert info.status == 200 and info.body == call(plain, "IIIF=wm_src.tif/info.json").body
+
+
+@pytest.fixture(scope="module")
+def jpeg_source(image_dir):
+    """A textured JPEG-compressed TIFF (q85): its stored tiles are what a marked
+    JPEG tile is made from (iipy/markjpeg.py)."""
+    path = image_dir / "wm_jpeg.tif"
+    if not path.exists():
+        rng = np.random.default_rng(11)
+        yy, xx = np.mgrid[0:512, 0:512]
+        pattern = np.stack([xx // 2, yy // 2, (xx + yy) // 4], -1)
+        pattern = np.clip(pattern + rng.integers(0, 40, (512, 512, 3)), 0, 255).astype(np.uint8)
+        make_tiff(path, 512, 512, Q=85, pyramid=False, pattern=pattern)
+    return path
+
+
+def _jpeg_pixels(body: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(body)).convert("RGB")).astype(int)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_jpeg_tile_is_the_stored_tile_with_the_mark(image_dir, jpeg_source, marks, monkeypatch,
+                                                    fast):
+    from iipy import markjpeg
+
+    made = []
+    original = markjpeg.mark_jpeg
+
+    def counted(*args, **kwargs):
+        result = original(*args, **kwargs)
+        made.append(result[0] is not None)
+        return result
+
+    monkeypatch.setattr(markjpeg, "mark_jpeg", counted)
+    if not fast:
+        monkeypatch.setattr(markjpeg, "_dctsplice", None)
+    app = marked_app(image_dir, marks["red"], WATERMARK_OPACITY="0.5")
+    plain = make_app(FILESYSTEM_PREFIX=str(image_dir) + "/")
+    query = "FIF=wm_jpeg.tif&JTL=0,1"
+    stored = call(plain, query).body  # pass-through: the stored tile
+    base = _jpeg_pixels(stored)
+    for seed in range(6):
+        app.renderer.rng = random.Random(seed)
+        response = call(app, query)
+        assert response.status == 200 and response.header("Content-Type") == "image/jpeg"
+        got = _jpeg_pixels(response.body)
+        x, y = expected_position(seed, 256, 256)
+        window = (slice(y, y + WM_H), slice(x, x + WM_W))
+        expected = base.copy()
+        expected[window + (0,)] = np.minimum(base[window + (0,)] + 127, 255)
+        error = np.abs(got[window] - expected[window]).mean()
+        assert error < 8, error  # as close as a JPEG re-encode gets
+        far = np.ones((256, 256), bool)
+        far[max(0, y - 16) : y + WM_H + 16, max(0, x - 16) : x + WM_W + 16] = False
+        if fast:
+            # the stored tile, its tables and quality, with only the mark's blocks re-coded
+            assert np.array_equal(got[far], base[far])
+            sos = stored.index(b"\xff\xda")
+            assert response.body[:sos] == stored[:sos]
+        else:
+            # decoded and re-encoded at JPEG_QUALITY: close, not identical
+            assert np.abs(got[far] - base[far]).mean() < 4
+    assert made == ([True] * 6 if fast else [])  # without the extension it is not tried
