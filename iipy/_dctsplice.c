@@ -18,22 +18,20 @@
  * data, makes a function return None, and the caller takes the ordinary
  * decode/encode path.  Every read is bounds-checked.
  *
- * decode(jpeg, x0, y0, x1, y1, resume) -> None or (run, window, start_row, rows)
- *   The run of MCUs from the first covering the pixel box [x0,x1)x[y0,y1) to
- *   the last, plus the one after (its DC difference must be re-coded) and up
- *   to SLACK more to pad into, entropy-decoded, and the box's pixels.
- *   resume: b"" (parse from the start) or one 5 x int64 record of `rows` from
- *   an earlier call on the same data, at or before the run: the parse starts
- *   there.  rows: such records (MCU index, bit, 3 DC predictors) for each
- *   MCU-row start the parse passed, from MCU row start_row, for the caller to
- *   keep as an index.  window: bytearray, the box's pixels as a decoder
- *   outputs them, 8-bit, height x width x components (1 grey, 3 RGB).
- *   run: an opaque capsule for encode.
+ * decode(jpeg, x0, y0, x1, y1, index) -> None or (run, window, index)
+ *   Decodes the MCUs covering the pixel box [x0,x1)x[y0,y1) and the one after
+ *   each covered row (its DC difference changes); the MCUs between them are
+ *   located, not decoded.  index: None or the bytearray a former call on the
+ *   same data returned (where each MCU starts, as far as parsed; extended in
+ *   place).  window: bytearray, the box's pixels as a decoder outputs them,
+ *   8-bit, height x width x components (1 grey, 3 RGB).  run: an opaque
+ *   capsule for encode.
  * encode(run, window) -> None or bytes
  *   The JPEG with the pixels of `window` that differ from what decode gave
  *   re-encoded: the blocks they touch go back through the forward DCT and the
- *   tile's quantisation and Huffman tables; everything else is copied.  A run
- *   can be encoded once.
+ *   tile's quantisation and Huffman tables; everything else is copied.  If
+ *   the run has no room for padding, up to SLACK more MCUs are re-coded to
+ *   pad into.  A run can be encoded once.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -45,7 +43,7 @@
 #define LUT_BITS 9
 #define MAX_COMPS 3
 #define MAX_BLOCKS 10 /* per MCU: 4 luma + 2 chroma at most here */
-#define SLACK 16     /* MCUs decoded past the needed run, to pad into if needed */
+#define SLACK 16     /* MCUs past the run re-coded to pad into, when the run has no room */
 
 static const uint8_t ZIGZAG[64] = { /* zigzag index -> natural index */
     0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,

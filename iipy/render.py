@@ -212,6 +212,7 @@ class Renderer:
         key = (entry.record.stamp, view)
         info = entry.record.info
         mark: Watermark = self.watermark  # type: ignore[assignment]
+        spot = None  # the mark's place, when drawn for the stored tile
         if (
             view.format is OutputFormat.JPEG
             and view.quality is None
@@ -220,32 +221,20 @@ class Renderer:
             and markjpeg.available()
             and info.bands in (1, 3)
         ):
-            # the stored tile with only the blocks under the mark re-encoded (markjpeg.py)
-            raw = entry.decoder.raw_tile(native, column, row)
-            level = info.levels[native]
-            spot = mark.place(level.tile_width, level.tile_height, self.rng) if raw else None
-            if spot is not None:
-                x, y, w, h = spot
-                tile_key = (entry.record.stamp, native, column, row)
-                data, index = markjpeg.mark_jpeg(raw, mark.add_to, x, y, w, h,
-                                                 self._mcu_index.get(tile_key))
-                if index is not None:
-                    self._mcu_index.put(tile_key, index)
-                if data is not None:
-                    if entry.icc_app2:
-                        data = data[:2] + entry.icc_app2 + data[2:]
-                    return data
+            data, spot = self._mark_stored_tile(entry, native, column, row)
+            if data is not None:
+                return data
         cached = self._pixels_cache.get(key)
         if cached is not None:
             marked = np.array(cached, copy=True)
-            mark.stamp(marked, self.rng)
+            mark.stamp(marked, self.rng, spot=spot)
             return self._encode(info, native, marked, view)
         pixels = entry.decoder.read_tile(native, column, row, **self._layers(info, view))
         pixels = self._pixels(entry, pixels, view)
         if not pixels.flags.writeable:  # e.g. a view of libvips' buffer
             pixels = np.array(pixels, copy=True)
         # a fresh decode is ours alone: mark it in place, encode, take the mark off, cache it
-        unmark = mark.stamp_undoably(pixels, self.rng)
+        unmark = mark.stamp_undoably(pixels, self.rng, spot=spot)
         try:
             data = self._encode(info, native, pixels, view)
         finally:
@@ -253,6 +242,30 @@ class Renderer:
         pixels.flags.writeable = False
         self._pixels_cache.put(key, pixels)
         return data
+
+    def _mark_stored_tile(self, entry: _Entry, native: int, column: int, row: int
+                          ) -> tuple[bytes | None, tuple[int, int, int, int] | None]:
+        """The stored JPEG tile with only the blocks under the mark re-coded
+        (markjpeg.py), and the mark's place; (None, place) when the tile cannot
+        be marked that way (the caller marks the decoded tile at that place),
+        (None, None) when it is not an interior stored JPEG tile."""
+        raw = entry.decoder.raw_tile(native, column, row)
+        if raw is None:
+            return None, None
+        mark: Watermark = self.watermark  # type: ignore[assignment]
+        level = entry.record.info.levels[native]
+        spot = mark.place(level.tile_width, level.tile_height, self.rng)
+        if spot is None:
+            return None, None
+        x, y, w, h = spot
+        tile_key = (entry.record.stamp, native, column, row)
+        data, index = markjpeg.mark_jpeg(raw, mark.add_to, x, y, w, h,
+                                         self._mcu_index.get(tile_key))
+        if index is not None:
+            self._mcu_index.put(tile_key, index)
+        if data is not None and entry.icc_app2:
+            data = data[:2] + entry.icc_app2 + data[2:]
+        return data, spot
 
     # -- regions ----------------------------------------------------------
 

@@ -86,25 +86,28 @@ class Watermark:
         return self.probability >= 1.0 or rng.random() < self.probability
 
     def stamp(self, pixels: np.ndarray, rng: RandomSource, left: int = 0, top: int = 0,
-              width: int | None = None, height: int | None = None) -> None:
+              width: int | None = None, height: int | None = None,
+              spot: tuple[int, int, int, int] | None = None) -> None:
         """Add the mark once, in place, at a random place inside an area.
 
         The area (default: the whole array) is ``pixels[top:top+height,
         left:left+width]``; ``pixels`` is uint8 (h, w, bands), writeable.
+        ``spot``: a place already drawn with :meth:`place` for this area.
         No probability draw is made here (see :meth:`draw`).
         """
-        window = self._window(pixels, rng, left, top, width, height)
+        window = self._window(pixels, rng, left, top, width, height, spot)
         if window is not None:
             self.add_to(window)
 
-    def stamp_undoably(self, pixels: np.ndarray, rng: RandomSource) -> Callable[[], None]:
+    def stamp_undoably(self, pixels: np.ndarray, rng: RandomSource,
+                       spot: tuple[int, int, int, int] | None = None) -> Callable[[], None]:
         """Stamp a whole tile in place; return a function that takes the mark off.
 
         For keeping (caching) the unmarked pixels after the marked ones are
         encoded without copying the tile: only the window (a few kB) is saved.
         The caller must own ``pixels`` while it is marked.
         """
-        window = self._window(pixels, rng, 0, 0, None, None)
+        window = self._window(pixels, rng, 0, 0, None, None, spot)
         if window is None:
             return lambda: None
         saved = window.copy()
@@ -124,12 +127,15 @@ class Watermark:
         return x, y, w, h
 
     def _window(self, pixels: np.ndarray, rng: RandomSource, left: int, top: int,
-                width: int | None, height: int | None) -> np.ndarray | None:
-        """Draw the mark's place in an area: the view of ``pixels`` it covers."""
+                width: int | None, height: int | None,
+                spot: tuple[int, int, int, int] | None = None) -> np.ndarray | None:
+        """The view of ``pixels`` the mark covers at ``spot`` or, if None, at a
+        place drawn in the area."""
         colour_bands = 3 if pixels.shape[2] >= 3 else 1
         area_w = pixels.shape[1] - left if width is None else width
         area_h = pixels.shape[0] - top if height is None else height
-        spot = self.place(area_w, area_h, rng)
+        if spot is None:
+            spot = self.place(area_w, area_h, rng)
         if spot is None:
             return None
         x, y, w, h = spot
