@@ -36,7 +36,7 @@ from .geometry import choose_level, region_box
 from .models import ImageInfo, OutputFormat, Processing, View
 from .settings import Settings
 from .transforms import flatten_for, histogram, orient, rotate_arbitrary, to_8bit
-from .watermark import RandomSource, Watermark, load_watermark
+from .watermark import RandomSource, Spot, Watermark, load_watermark
 
 log = logging.getLogger(__name__)
 _NO_PROCESSING = Processing()
@@ -244,7 +244,7 @@ class Renderer:
         return data
 
     def _mark_stored_tile(self, entry: _Entry, native: int, column: int, row: int
-                          ) -> tuple[bytes | None, tuple[int, int, int, int] | None]:
+                          ) -> tuple[bytes | None, Spot | None]:
         """The stored JPEG tile with only the blocks under the mark re-coded
         (markjpeg.py), and the mark's place; (None, place) when the tile cannot
         be marked that way (the caller marks the decoded tile at that place),

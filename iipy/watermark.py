@@ -34,6 +34,9 @@ from .errors import ConfigError
 
 LUMA = (0.299, 0.587, 0.114)
 
+#: where a mark goes in an area: (x, y, width, height), cropped to the area
+Spot = tuple[int, int, int, int]
+
 
 class RandomSource(Protocol):
     """What the watermark needs of :class:`random.Random`."""
@@ -87,7 +90,7 @@ class Watermark:
 
     def stamp(self, pixels: np.ndarray, rng: RandomSource, left: int = 0, top: int = 0,
               width: int | None = None, height: int | None = None,
-              spot: tuple[int, int, int, int] | None = None) -> None:
+              spot: Spot | None = None) -> None:
         """Add the mark once, in place, at a random place inside an area.
 
         The area (default: the whole array) is ``pixels[top:top+height,
@@ -100,7 +103,7 @@ class Watermark:
             self.add_to(window)
 
     def stamp_undoably(self, pixels: np.ndarray, rng: RandomSource,
-                       spot: tuple[int, int, int, int] | None = None) -> Callable[[], None]:
+                       spot: Spot | None = None) -> Callable[[], None]:
         """Stamp a whole tile in place; return a function that takes the mark off.
 
         For keeping (caching) the unmarked pixels after the marked ones are
@@ -115,7 +118,7 @@ class Watermark:
         return lambda: np.copyto(window, saved)
 
     def place(self, area_w: int, area_h: int, rng: RandomSource
-              ) -> tuple[int, int, int, int] | None:
+              ) -> Spot | None:
         """Draw the mark's place in an area of ``area_w``×``area_h``: (x, y, w, h)
         relative to the area, the mark cropped at the right and bottom when it
         is larger; None when the area is empty."""
@@ -128,7 +131,7 @@ class Watermark:
 
     def _window(self, pixels: np.ndarray, rng: RandomSource, left: int, top: int,
                 width: int | None, height: int | None,
-                spot: tuple[int, int, int, int] | None = None) -> np.ndarray | None:
+                spot: Spot | None = None) -> np.ndarray | None:
         """The view of ``pixels`` the mark covers at ``spot`` or, if None, at a
         place drawn in the area."""
         colour_bands = 3 if pixels.shape[2] >= 3 else 1
