@@ -259,9 +259,9 @@ class Renderer:
             return None, None
         x, y, w, h = spot
         tile_key = (entry.record.stamp, native, column, row)
-        data, index = markjpeg.mark_jpeg(raw, mark.add_to, x, y, w, h,
-                                         self._mcu_index.get(tile_key))
-        if index is not None:
+        known = self._mcu_index.get(tile_key)
+        data, index = markjpeg.mark_jpeg(raw, mark.add_to, x, y, w, h, known)
+        if index is not None and index is not known:  # a known one grows in place
             self._mcu_index.put(tile_key, index)
         if data is not None and entry.icc_app2:
             data = data[:2] + entry.icc_app2 + data[2:]
