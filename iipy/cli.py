@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "demo":
-        from .demo import main as demo_main
+        from .tools.demo import main as demo_main
 
         return demo_main(argv[1:])
     args = build_parser().parse_args(argv)
@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"iipy: configuration error: {exc.message}\n")
         return 2
-    from . import logsetup, server
-    from .app import create_app
+    from .serve import logsetup, server
+    from .serve.app import create_app
 
     logsetup.configure(settings)
     if args.bind and args.http:

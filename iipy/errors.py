@@ -1,7 +1,7 @@
 """One error hierarchy for the whole server.
 
 Errors are raised low (decoders, parsers) and turned into a response in one
-place (:mod:`iipy.app`), in the form of the protocol that was spoken: an IIP
+place (:mod:`iipy.serve.app`), in the form of the protocol that was spoken: an IIP
 ``Error/…`` body, a IIIF status with a short text, or a plain text body.
 Messages never contain filesystem paths.
 """

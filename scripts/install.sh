@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 
-# gcc, python3-dev: build iipy._dctsplice, the C part of watermarked JPEG tiles (iipy
+# gcc, python3-dev: build iipy.jpeg._dctsplice, the C part of watermarked JPEG tiles (iipy
 # installs and runs without it, but every marked tile is then decoded and re-encoded)
 packages="python3 python3-venv python3-pip python3-dev gcc libopenjp2-7"
 mode="${1:-}"

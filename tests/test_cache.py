@@ -1,4 +1,4 @@
-from iipy.cache import ENTRY_OVERHEAD, LRUCache
+from iipy.render.cache import ENTRY_OVERHEAD, LRUCache
 
 
 def test_byte_bound_evicts_least_recently_used():

@@ -11,8 +11,8 @@ from images import SAMPLE_XMP, make_tiff, pattern_array
 from PIL import Image
 from wsgi import call, make_app
 
-from iipy import export, resample
 from iipy.models import ImageInfo, Level, OutputFormat, Processing
+from iipy.render import export, resample
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_max_cvt_is_applied_before_any_decoding(image_dir, images, monkeypatch):
         calls.append((job.box, job.width, job.height))
         return original(job)
 
-    monkeypatch.setattr("iipy.render.render_region", spy)
+    monkeypatch.setattr("iipy.render.renderer.render_region", spy)
     result = call(app, "FIF=rgb.tif&WID=90000&CVT=jpeg")
     assert decode(result.body).size == (300, 210)
     assert calls == [((0, 0, 500, 350), 300, 210)]  # level 500×350, not the full image
@@ -121,7 +121,7 @@ def test_region_is_read_from_the_smallest_sufficient_level(app, monkeypatch, que
         seen.append(job.box)
         return original(job)
 
-    monkeypatch.setattr("iipy.render.render_region", spy)
+    monkeypatch.setattr("iipy.render.renderer.render_region", spy)
     assert call(app, "FIF=rgb.tif&" + query).status == 200
     assert seen == [box]
 

@@ -12,8 +12,8 @@ from PIL import Image
 
 from iipy.decoders import decoder_for
 from iipy.decoders.base import Decoder
-from iipy.encoders import encode
 from iipy.models import OutputFormat
+from iipy.render.encoders import encode
 
 simplejpeg = pytest.importorskip("simplejpeg")
 

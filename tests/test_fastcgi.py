@@ -25,7 +25,7 @@ from flup.server.fcgi_base import (
     encode_pair,
 )
 
-from iipy.fastcgi import BASE_ENVIRON, Connection, record
+from iipy.serve.fastcgi import BASE_ENVIRON, Connection, record
 
 
 def app(environ, start_response):

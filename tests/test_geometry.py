@@ -1,6 +1,7 @@
 import pytest
 
-from iipy.geometry import (
+from iipy.models import ImageInfo, Level
+from iipy.render.geometry import (
     c_round,
     choose_level,
     cvt_output_size,
@@ -9,7 +10,6 @@ from iipy.geometry import (
     region_box,
     scale_factor,
 )
-from iipy.models import ImageInfo, Level
 
 INFO = ImageInfo(
     "tiff",

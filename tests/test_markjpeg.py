@@ -1,4 +1,4 @@
-"""The DCT-domain watermark (iipy/markjpeg.py + iipy/_dctsplice.c).
+"""The DCT-domain watermark (iipy/jpeg/markjpeg.py + iipy/jpeg/_dctsplice.c).
 
 Checked against the ordinary path: decode the stored JPEG, apply the formula,
 encode at the same quality.  Pixels away from the mark must be untouched (the
@@ -17,7 +17,7 @@ import pytest
 import simplejpeg
 from PIL import Image
 
-from iipy import markjpeg
+from iipy.jpeg import markjpeg
 
 MARK_H, MARK_W = 32, 64
 

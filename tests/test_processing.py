@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pytest
 
-from iipy import floatops
 from iipy.errors import BadRequest
 from iipy.models import ColourSpace, ImageInfo, Level, Processing, SampleFormat
 from iipy.protocols import iipproc
-from iipy.transforms import equalize, histogram_bounds, to_8bit
+from iipy.render import floatops
+from iipy.render.transforms import equalize, histogram_bounds, to_8bit
 
 GRADIENT = np.arange(0, 256, 51, dtype=np.uint8)[None, :, None]  # 0 51 102 153 204 255
 

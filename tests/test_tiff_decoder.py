@@ -11,9 +11,9 @@ from images import make_tiff, pattern_array, smooth_mask
 from PIL import Image
 
 from iipy.decoders import decoder_for
-from iipy.decoders.jpegsplice import ADOBE_RGB
 from iipy.decoders.tiff import TiffDecoder
 from iipy.errors import CorruptImage, NotFound, UnsupportedImage
+from iipy.jpeg.splice import ADOBE_RGB
 from iipy.models import ColourSpace, SampleFormat
 
 

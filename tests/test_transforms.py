@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from iipy.models import ImageInfo, Level, OutputFormat, Processing, SampleFormat
-from iipy.transforms import (
+from iipy.render.transforms import (
     flatten_for,
     histogram,
     orient,

@@ -14,8 +14,8 @@ from PIL import Image
 from wsgi import call, make_app
 
 from iipy.errors import ConfigError
+from iipy.render.watermark import Watermark
 from iipy.settings import Settings
-from iipy.watermark import Watermark
 
 WM_W, WM_H = 20, 10
 
@@ -217,7 +217,7 @@ def test_obj_and_errors_are_never_marked(image_dir, images, marks):
 
 @pytest.mark.parametrize("name", ["missing.tif", "not_a_tiff.tif"])
 def test_bad_watermark_file_stops_start_up_naming_the_setting(marks, name):
-    from iipy.app import create_app
+    from iipy.serve.app import create_app
 
     settings = Settings.from_environ({"WATERMARK": str(marks["dir"] / name),
                                       "LOGFILE": "/dev/null"})
@@ -287,7 +287,7 @@ def test_other_protocols_images_are_marked_and_info_is_not(image_dir, source, ma
 def jpeg_source(image_dir):
     """Textured JPEG-compressed TIFFs: YCbCr at Q85 and RGB (Adobe transform 0) at
     Q95.  Their stored tiles are what a marked JPEG tile is made from
-    (iipy/markjpeg.py), when it is YCbCr."""
+    (iipy/jpeg/markjpeg.py), when it is YCbCr."""
     rng = np.random.default_rng(11)
     yy, xx = np.mgrid[0:512, 0:512]
     pattern = np.stack([xx // 2, yy // 2, (xx + yy) // 4], -1)
@@ -307,7 +307,7 @@ def _jpeg_pixels(body: bytes) -> np.ndarray:
                                             ("wm_jpeg_rgb.tif", False)])
 def test_jpeg_tile_is_the_stored_tile_with_the_mark(image_dir, jpeg_source, marks, monkeypatch,
                                                     name, fast):
-    from iipy import markjpeg
+    from iipy.jpeg import markjpeg
 
     made = []
     original = markjpeg.mark_jpeg

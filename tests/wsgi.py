@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-from iipy.app import create_app
+from iipy.serve.app import create_app
 from iipy.settings import Settings
 
 

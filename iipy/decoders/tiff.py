@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import CorruptImage, UnsupportedImage
+from ..jpeg import splice
 from ..models import ColourSpace, ImageInfo, Level, SampleFormat
-from . import jpegsplice
 from .base import Decoder
 from .tiffdir import (
     IFD,
@@ -334,7 +334,7 @@ class TiffDecoder(Decoder):
         if len(data) != count:
             raise CorruptImage("tile data is truncated")
         tables, rgb = source.jpeg
-        return jpegsplice.splice(tables, data, rgb=rgb)
+        return splice.splice(tables, data, rgb=rgb)
 
     def close(self) -> None:
         for source in self._levels:

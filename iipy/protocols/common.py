@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..errors import NotFound
 from ..http import NotModified, Request, make_etag, not_modified
 from ..paths import PathResolver
-from ..render import ImageRecord, Renderer
+from ..render.renderer import ImageRecord, Renderer
 from ..settings import Settings
 
 

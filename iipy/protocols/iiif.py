@@ -18,11 +18,11 @@ a filesystem path.
 from __future__ import annotations
 
 from ..errors import BadRequest, IIPyError, NotFound
-from ..geometry import exact_tile
 from ..http import Request, Response
 from ..models import Processing, View
 from ..paths import PathResolver
-from ..render import ImageRecord, Renderer
+from ..render.geometry import exact_tile
+from ..render.renderer import ImageRecord, Renderer
 from ..settings import Settings
 from . import iiif_info
 from .common import Protocol, open_image, validate

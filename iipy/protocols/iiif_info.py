@@ -14,9 +14,9 @@ import json
 import logging
 import re
 
-from ..geometry import level_box, scale_factor
 from ..http import Request
 from ..models import ImageInfo
+from ..render.geometry import level_box, scale_factor
 from ..settings import Settings
 
 log = logging.getLogger(__name__)

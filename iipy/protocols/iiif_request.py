@@ -22,9 +22,9 @@ import re
 from dataclasses import dataclass
 
 from ..errors import BadRequest, NotImplementedFeature
-from ..geometry import c_round, level_box, scale_factor
 from ..models import ImageInfo, OutputFormat
 from ..paths import url_decode
+from ..render.geometry import c_round, level_box, scale_factor
 
 _INT = re.compile(r"\d+\Z")
 _FLOAT = re.compile(r"(?:\d+\.?\d*|\.\d+)\Z")

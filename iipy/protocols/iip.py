@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from ..errors import BadRequest, IIPError, NotFound
-from ..geometry import cvt_output_size
 from ..http import Request, Response
 from ..models import OutputFormat, Processing, View
 from ..paths import PathResolver, url_decode
-from ..render import ImageRecord, Renderer
-from ..sequences import DEFAULT_ANGLES, Sequence, find_sequence
+from ..render.geometry import cvt_output_size
+from ..render.renderer import ImageRecord, Renderer
+from ..render.sequences import DEFAULT_ANGLES, Sequence, find_sequence
 from ..settings import Settings
 from . import iipobj, iipproc
 from .common import Protocol, open_image, validate

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from ..errors import BadRequest
-from ..floatops import COLORMAPS, KERNELS
 from ..models import Processing
 from ..paths import url_decode
+from ..render.floatops import COLORMAPS, KERNELS
 
 _FLOAT = re.compile(r"\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*$")
 MAX_TWIST = 16  # rows and columns of a CTW matrix

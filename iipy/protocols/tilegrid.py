@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import NotFound
-from ..geometry import exact_tile, scale_factor
 from ..models import ImageInfo, OutputFormat, View
-from ..render import ImageRecord, Renderer
+from ..render.geometry import exact_tile, scale_factor
+from ..render.renderer import ImageRecord, Renderer
 
 
 @dataclass(frozen=True)

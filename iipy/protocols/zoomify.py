@@ -16,7 +16,7 @@ from ..errors import BadRequest, NotFound
 from ..http import Request, Response
 from ..models import ImageInfo, OutputFormat
 from ..paths import url_decode
-from ..render import ImageRecord
+from ..render.renderer import ImageRecord
 from .common import Protocol, open_image, validate
 from .tilegrid import VirtualLevel, file_level_size, render_tile
 

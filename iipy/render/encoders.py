@@ -8,9 +8,9 @@ import struct
 import numpy as np
 from PIL import Image
 
-from .errors import IIPyError
-from .jpegmarkers import icc_app2
-from .models import OutputFormat
+from ..errors import IIPyError
+from ..jpeg.markers import icc_app2
+from ..models import OutputFormat
 
 _MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..models import ImageInfo, OutputFormat, Processing
 from . import resample
-from .models import ImageInfo, OutputFormat, Processing
 from .transforms import equalize, flatten_for, otsu_threshold, to_8bit, to_binary, to_grey
 
 #: source pixels processed at once (a band of the region)

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from .errors import BadRequest
+from ..errors import BadRequest
 
 F32 = np.float32
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from .models import ImageInfo
+from ..models import ImageInfo
 
 Box = tuple[int, int, int, int]
 Fractions = tuple[float, float, float, float]

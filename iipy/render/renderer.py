@@ -25,16 +25,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import jpegmarkers, markjpeg, resample
+from ..decoders import Decoder, decoder_for
+from ..decoders.base import quality_layers
+from ..errors import IIPyError, NotFound
+from ..jpeg import markers, markjpeg
+from ..models import ImageInfo, OutputFormat, Processing, View
+from ..settings import Settings
+from . import resample
 from .cache import LRUCache
-from .decoders import Decoder, decoder_for
-from .decoders.base import quality_layers
 from .encoders import encode
-from .errors import IIPyError, NotFound
 from .export import RegionJob, finish_colour, render_region
 from .geometry import choose_level, region_box
-from .models import ImageInfo, OutputFormat, Processing, View
-from .settings import Settings
 from .transforms import flatten_for, histogram, orient, rotate_arbitrary, to_8bit
 from .watermark import RandomSource, Spot, Watermark, load_watermark
 
@@ -159,7 +160,7 @@ class Renderer:
 
     def _icc_segments(self, info: ImageInfo) -> bytes:
         icc = self._icc(info)
-        return jpegmarkers.icc_app2(icc) if icc else b""
+        return markers.icc_app2(icc) if icc else b""
 
     def default_quality(self, fmt: OutputFormat) -> int:
         s = self.settings

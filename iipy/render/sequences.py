@@ -15,8 +15,8 @@ import os
 import re
 from dataclasses import dataclass
 
-from .errors import NotFound
-from .paths import PathResolver
+from ..errors import NotFound
+from ..paths import PathResolver
 
 EXTENSIONS = ("tif", "tiff", "jp2", "jpx", "j2k")
 DEFAULT_ANGLES = (0, 90)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from ..models import ColourSpace, ImageInfo, OutputFormat, Processing
 from . import floatops
-from .models import ColourSpace, ImageInfo, OutputFormat, Processing
 
 
 def needs_float_pipeline(info: ImageInfo, processing: Processing) -> bool:

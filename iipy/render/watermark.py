@@ -30,7 +30,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 LUMA = (0.299, 0.587, 0.114)
 
@@ -188,7 +188,7 @@ def load_watermark(path: str, opacity: float, probability: float) -> Watermark |
     """
     if not path:
         return None
-    from .decoders.overlay import read_overlay
+    from ..decoders.overlay import read_overlay
 
     colour, alpha = read_overlay(path)
     return Watermark(colour, alpha, opacity, probability)

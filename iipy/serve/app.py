@@ -13,15 +13,15 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-from .errors import CorruptImage, IIPyError, MethodNotAllowed
-from .http import NotModified, Request, Response, cors_headers, http_date
-from .paths import PathResolver
-from .protocols.deepzoom import DeepZoomProtocol
-from .protocols.iiif import IIIFProtocol
-from .protocols.iip import IIPProtocol
-from .protocols.zoomify import ZoomifyProtocol
-from .render import Renderer
-from .settings import Settings
+from ..errors import CorruptImage, IIPyError, MethodNotAllowed
+from ..http import NotModified, Request, Response, cors_headers, http_date
+from ..paths import PathResolver
+from ..protocols.deepzoom import DeepZoomProtocol
+from ..protocols.iiif import IIIFProtocol
+from ..protocols.iip import IIPProtocol
+from ..protocols.zoomify import ZoomifyProtocol
+from ..render.renderer import Renderer
+from ..settings import Settings
 
 log = logging.getLogger(__name__)
 

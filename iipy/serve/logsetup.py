@@ -12,7 +12,7 @@ import logging
 import logging.handlers
 import sys
 
-from .settings import Settings
+from ..settings import Settings
 
 FORMAT = "%(asctime)s iipy[%(process)d] %(levelname)s %(name)s: %(message)s"
 
@@ -52,4 +52,4 @@ def configure(settings: Settings) -> None:
     # a request line at verbosity 1 would be noise; keep per-request INFO for >= 2
     if settings.verbosity == 1:
         logging.getLogger("iipy.protocols").setLevel(logging.WARNING)
-        logging.getLogger("iipy.app").setLevel(logging.WARNING)
+        logging.getLogger("iipy.serve.app").setLevel(logging.WARNING)

@@ -123,9 +123,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--dir", default="demo", help="where the demo image goes (./demo)")
     parser.add_argument("--processes", type=int, default=2)
     args = parser.parse_args(argv)
-    from . import logsetup, server
-    from .app import create_app
-    from .settings import Settings
+    from ..serve import logsetup, server
+    from ..serve.app import create_app
+    from ..settings import Settings
 
     directory = Path(args.dir).resolve()
     directory.mkdir(parents=True, exist_ok=True)

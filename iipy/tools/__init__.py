@@ -1,0 +1,1 @@
+"""Commands beside the server (``iipy demo``; later convert, check, static)."""
