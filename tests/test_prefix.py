@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -124,12 +125,21 @@ def test_a_prefix_that_does_not_exist_stops_start_up(prefix):
 
 
 def test_the_command_refuses_a_missing_prefix_with_one_line(tmp_path):
-    env = dict(os.environ, FILESYSTEM_PREFIX=str(tmp_path / "gone") + "/", LOGFILE="/dev/null")
-    done = subprocess.run([sys.executable, "-m", "iipy", "--http", "127.0.0.1:0"], env=env,
-                          capture_output=True, text=True, timeout=60, cwd=REPO)
-    assert done.returncode == 2
-    assert done.stderr.count("\n") == 1 and "FILESYSTEM_PREFIX" in done.stderr
-    assert "Traceback" not in done.stderr
+    env = dict(os.environ, FILESYSTEM_PREFIX=str(tmp_path / "gone") + "/", LOGFILE="/dev/null",
+               PYTHONPATH=str(REPO))
+    # its own session: if it started serving instead (today's main), every worker is stopped
+    process = subprocess.Popen([sys.executable, "-m", "iipy", "--bind", "127.0.0.1:0",
+                                "--processes", "1"], env=env, cwd=tmp_path, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    try:
+        _, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        _, stderr = process.communicate()
+    assert process.returncode == 2
+    assert stderr.count("\n") == 1 and "FILESYSTEM_PREFIX" in stderr
+    assert "Traceback" not in stderr
 
 
 # -- sequences (item 2) -------------------------------------------------------
