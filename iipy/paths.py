@@ -17,11 +17,15 @@ The scope (:func:`prefix_scope`):
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import re
 from dataclasses import dataclass
 
 from .errors import NotFound
+
+log = logging.getLogger(__name__)
 
 _PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
 
@@ -118,7 +122,11 @@ class PathResolver:
         candidate = self.candidate(requested)
         try:
             st = os.stat(candidate)
-        except (OSError, ValueError):
+        except ValueError:
+            raise NotFound("image not found") from None
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EIO) and confine(self.scope, candidate):
+                log.warning("cannot reach image %s: %s", candidate, os.strerror(exc.errno))
             raise NotFound("image not found") from None
         known = self._vetted.get(candidate)
         if known is not None and known[1] == st.st_dev and known[2] == st.st_ino:

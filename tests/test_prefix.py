@@ -243,7 +243,7 @@ from iipy.settings import Settings
 images = sys.argv[1]
 logsetup.configure(Settings(verbosity=1, logfile=images + "/../iipy.log"))
 app = make_app(FILESYSTEM_PREFIX=images)
-for fif in ("/locked.tif", "/missing.tif"):
+for fif in ("/locked.tif", "/missing.tif", "/closed/in.tif"):
     result = call(app, "FIF=" + fif + "&OBJ=Max-size")
     print(result.status, repr(result.body))
 """
@@ -258,6 +258,8 @@ def test_an_unreadable_file_is_logged_with_path_and_os_error_and_looks_missing()
         images.chmod(0o755)
         make_tiff(images / "locked.tif", 300, 200)
         (images / "locked.tif").chmod(0o600)  # root's; the server runs as nobody
+        (images / "closed").mkdir(mode=0o700)
+        make_tiff(images / "closed" / "in.tif", 300, 200)
         done = subprocess.run(
             [sys.executable, "-c", UNREADABLE_SCRIPT, str(images), str(REPO / "tests")],
             capture_output=True, text=True, timeout=120, cwd="/",
@@ -265,9 +267,10 @@ def test_an_unreadable_file_is_logged_with_path_and_os_error_and_looks_missing()
             env=dict(os.environ, PYTHONPATH=str(REPO)),
         )
         assert done.returncode == 0, done.stderr
-        locked, gone = done.stdout.splitlines()
-        assert locked == gone and "404" in locked
+        locked, gone, closed = done.stdout.splitlines()
+        assert locked == gone == closed and "404" in locked
         logged = (base / "iipy.log").read_text()
         assert f"{images / 'locked.tif'}: Permission denied" in logged
+        assert f"{images / 'closed' / 'in.tif'}: Permission denied" in logged
     finally:
         subprocess.run(["rm", "-rf", str(base)], check=False)
