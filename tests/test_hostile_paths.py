@@ -59,7 +59,7 @@ def test_hostile_paths_through_lighttpd(tmp_path_factory):
     paths = hostile.hostile_paths(base)[::3]
     backends = [hostile_server.start(base, s, workdir) for s in hostile.SPELLINGS]
     tally = hostile.Tally()
-    died = 0
+    died = peak_kb = 0
     try:
         populated = [hostile_server.run(b, base, paths, tally) for b in backends]
         hostile.empty_outside(base)
@@ -67,12 +67,14 @@ def test_hostile_paths_through_lighttpd(tmp_path_factory):
             hostile.compare_existence(before, hostile_server.run(backend, base, paths,
                                                                  hostile.Tally()), tally)
             died += hostile_server.deaths(backend)
+            peak_kb = max(peak_kb, hostile_server.peak_rss_kb(hostile_server.workers(backend.web)))
     finally:
         for backend in backends:
             backend.web.stop()
     for backend in backends:
         hostile_server.traced_escapes(backend, base, tally)
     assert all(b.workers for b in backends)
+    assert 0 < peak_kb < 400 * 1024  # nothing hostile makes a worker swell (FIFOs, /dev/zero)
     assert tally.requests >= 40 * 8 * 3
     assert tally.clean() and died == 0, (
         f"{tally.line()}, worker deaths {died}\n" + "\n".join(tally.examples[:20]))
