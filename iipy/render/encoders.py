@@ -22,6 +22,23 @@ except ImportError:  # pragma: no cover - Pillow is the fallback
     _simplejpeg = None
 
 
+def available() -> frozenset[OutputFormat]:
+    """The output formats this installation can write (Pillow's WebP and AVIF
+    plug-ins are optional parts of its build)."""
+    global _AVAILABLE
+    if _AVAILABLE is None:
+        from PIL import features
+
+        optional = {OutputFormat.WEBP: "webp", OutputFormat.AVIF: "avif"}
+        _AVAILABLE = frozenset(
+            fmt for fmt in OutputFormat if fmt not in optional or features.check(optional[fmt])
+        )
+    return _AVAILABLE
+
+
+_AVAILABLE: frozenset[OutputFormat] | None = None
+
+
 def encode(
     pixels: np.ndarray,
     fmt: OutputFormat,
