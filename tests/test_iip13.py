@@ -319,6 +319,8 @@ def test_advertised_commands_are_answered(app):
                  "WID": "10", "HEI": "10", "RGN": "0,0,1,1", "MINMAX": "-:0,255",
                  "SHD": "0,0", "CMP": "hot", "INV": "1", "CTW": "[1,0,0;0,1,0;0,0,1]"}
     for name in commands:
-        result = call(app, f"FIF=rgb.tif&{name}={arguments[name]}&JTL=0,0")
-        assert b"2 2" not in result.body, name
-        assert result.status == 200, name
+        if name in ("CVT", "JTL", "JTLS"):  # output commands: answered alone
+            result = call(app, f"FIF=rgb.tif&{name}={arguments[name]}")
+        else:  # a setter iipy does not know queues "2 2 NAME": the OBJ would be a 400
+            result = call(app, f"FIF=rgb.tif&{name}={arguments[name]}&OBJ=Max-size")
+        assert result.status == 200, (name, result.body[:60])
