@@ -324,3 +324,22 @@ def test_advertised_commands_are_answered(app):
         else:  # a setter iipy does not know queues "2 2 NAME": the OBJ would be a 400
             result = call(app, f"FIF=rgb.tif&{name}={arguments[name]}&OBJ=Max-size")
         assert result.status == 200, (name, result.body[:60])
+
+
+# -- where iipsrv 1.3 is wrong --------------------------------------------------
+
+
+@pytest.mark.parametrize("query", ["WID=300&CVT=png", "PTL=1,0"])
+def test_png_of_an_image_with_a_document_name(app, query):
+    # iipsrv 1.3 crashes writing the DocumentName into a PNG
+    result = call(app, "FIF=meta.tif&" + query)
+    assert result.status == 200
+    assert decode(result.body).ndim == 3
+
+
+@pytest.mark.parametrize("query", ["JTL=9,0", "TTL=9,0", "ATL=9,0", "TIL=9,0"])
+def test_missing_resolution_is_a_404_not_a_200_page(app, query):
+    # iipsrv 1.3 answers 200 with its HTML home page
+    result = call(app, "FIF=rgb.tif&" + query)
+    assert result.status in (400, 404)
+    assert b"<html" not in result.body.lower()
