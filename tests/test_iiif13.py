@@ -107,6 +107,8 @@ def test_physdim_in_inches(image_dir, images, version):
     assert service["@context"] == "http://iiif.io/api/annex/services/physdim/1/context.json"
     assert service["physicalUnits"] == "in"
     assert service["physicalScale"] == pytest.approx(1 / 300, rel=1e-9)
+    if version == 3:  # every 3.0 service has an id and a type (legacy @id/@type here)
+        assert service["@id"].endswith("meta.tif#physdim") and service["@type"]
 
 
 def test_physdim_in_centimetres(image_dir):

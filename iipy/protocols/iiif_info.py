@@ -145,14 +145,22 @@ def _rights(info: ImageInfo, copyright_text: str) -> tuple[str, str]:
     return "", text
 
 
-def _physical_dimensions(info: ImageInfo) -> dict | None:
+def _physical_dimensions(info: ImageInfo, ident: str, version: int) -> dict | None:
     """The physdim service (size of one pixel in the file's unit), or None when
-    the file gives no resolution or no unit (iipsrv 1.3 then assumes cm)."""
+    the file gives no resolution or no unit (iipsrv 1.3 then assumes cm).
+
+    3.0 requires an id and a type on every service; this 2.x-era annex service
+    gets the legacy ``@id`` (a fragment of the image's id: nothing to fetch)
+    and ``@type``, as 3.0 allows for services of older specifications.
+    """
     if not info.dpi or not info.dpi[0] or info.resolution_unit not in ("in", "cm"):
         return None
     per_metre = info.dpi[0]
     per_unit = per_metre * (0.0254 if info.resolution_unit == "in" else 0.01)
+    service: dict = {"@id": f"{ident}#physdim", "@type": "PhysicalDimensions"} \
+        if version >= 3 else {}
     return {
+        **service,
         "@context": PHYSDIM_CONTEXT,
         "profile": PHYSDIM_PROFILE,
         "physicalScale": float(f"{1.0 / per_unit:.12g}"),
@@ -208,7 +216,7 @@ def info_document(info: ImageInfo, ident: str, version: int, settings: Settings,
             doc["license"] = rights
         if attribution:
             doc["attribution"] = attribution
-    service = _physical_dimensions(info)
+    service = _physical_dimensions(info, ident, version)
     if service:
         doc["service"] = [service]
     doc.update(extra)
