@@ -343,3 +343,17 @@ def test_missing_resolution_is_a_404_not_a_200_page(app, query):
     result = call(app, "FIF=rgb.tif&" + query)
     assert result.status in (400, 404)
     assert b"<html" not in result.body.lower()
+
+
+def test_without_avif_atl_is_unknown_and_cvt_avif_a_400(image_dir, images, monkeypatch):
+    # a Pillow built without AVIF: iipy answers as an iipsrv built without it
+    from iipy.models import OutputFormat
+    from iipy.render import encoders
+
+    monkeypatch.setattr(encoders, "_AVAILABLE", frozenset(set(OutputFormat) -
+                                                          {OutputFormat.AVIF}))
+    app = make_app(FILESYSTEM_PREFIX=str(image_dir) + "/")
+    result = call(app, "FIF=rgb.tif&ATL=2,5")
+    assert result.status == 400 and b"2 2 ATL" in result.body
+    assert call(app, "FIF=rgb.tif&CVT=avif").status == 400
+    assert call(app, "FIF=rgb.tif&CVT=png").status == 200

@@ -18,6 +18,7 @@ from ..errors import BadRequest, IIPError, NotFound
 from ..http import Request, Response
 from ..models import OutputFormat, Processing, View
 from ..paths import PathResolver, url_decode
+from ..render.encoders import available
 from ..render.geometry import cvt_output_size
 from ..render.renderer import ImageRecord, Renderer
 from ..render.sequences import DEFAULT_ANGLES, Sequence, find_sequence
@@ -90,6 +91,9 @@ class IIPProtocol(Protocol):
         }
         for name, setter in iipproc.SETTERS.items():
             self.commands[name] = self._processing_setter(setter)
+        for name, fmt in TILE_FORMATS.items():  # as iipsrv built without WebP or AVIF
+            if fmt not in available():
+                del self.commands[name]
 
     # -- entry point ------------------------------------------------------
 
@@ -312,7 +316,7 @@ class IIPProtocol(Protocol):
     def _cvt(self, state: _State, argument: str, sent: str) -> None:
         record = self._need_image(state)
         fmt = CVT_FORMATS.get(argument.lower())
-        if fmt is None:
+        if fmt is None or fmt not in available():
             raise BadRequest(f"CVT: unsupported format '{argument}' (jpeg, png, webp, tiff, avif)")
         s = self.settings
         width, height = cvt_output_size(
