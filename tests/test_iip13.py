@@ -101,6 +101,17 @@ def test_til_past_the_image_is_a_404_not_a_trailer(app):
     assert call(app, "FIF=rgb.tif&TIL=9,0").status == 404
 
 
+def test_til_rectangle_is_bounded():
+    from iipy.errors import BadRequest
+    from iipy.models import Level
+    from iipy.protocols.iiptiles import MAX_TIL_TILES, til_rectangle
+
+    level = Level(20000, 15000, 256, 256)  # 79 x 59 tiles
+    assert len(til_rectangle(level, 0, 31 + 31 * 79)) == MAX_TIL_TILES  # 32 x 32
+    with pytest.raises(BadRequest):
+        til_rectangle(level, 0, 32 + 31 * 79)
+
+
 @pytest.mark.parametrize("query", ["TIL=2", "TIL=x,1", "TIL=2,-1", "TIL=2,a-b"])
 def test_til_malformed_is_400(app, query):
     assert call(app, "FIF=rgb.tif&" + query).status == 400

@@ -28,6 +28,9 @@ from .common import c_int
 #: signalled, no internal colour conversion, tables in the stream)
 JPEG_TYPE = b"\x02\x00\x00\x00"
 JPEG_SUBTYPE = b"\x00\x11\x00\x00"
+#: tiles one TIL request may ask for (a whole 20000×15000 level is 4,600): a
+#: bound on the work and memory of one request, as MAX_CVT is for exports
+MAX_TIL_TILES = 1024
 
 
 def parse_qlt(argument: str) -> tuple[int, int]:
@@ -53,6 +56,8 @@ def til_rectangle(level: Level, start: int, end: int) -> list[int]:
         x0, x1 = x1, x0
     if y1 >= level.rows:
         raise NotFound(f"Asked for non-existent tile: {end}")
+    if (x1 - x0 + 1) * (y1 - y0 + 1) > MAX_TIL_TILES:
+        raise BadRequest(f"TIL: at most {MAX_TIL_TILES} tiles a request")
     return [x + y * columns for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
 
 
