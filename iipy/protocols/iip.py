@@ -264,22 +264,22 @@ class IIPProtocol(Protocol):
     # -- outputs ----------------------------------------------------------
 
     def _tile(self, state: _State, argument: str, sent: str) -> None:
-        self._need_image(state)
+        record = self._need_image(state)
         head, sep, tail = argument.partition(",")
         if not sep:
             raise BadRequest(f"{sent} needs a resolution and a tile index: r,t")
-        self._send_tile(state, c_int(head, sent), c_int(tail, sent), sent,
+        self._send_tile(state, record, c_int(head, sent), c_int(tail, sent), sent,
                         TILE_FORMATS[sent.lower()])
 
     def _jtls(self, state: _State, argument: str, sent: str) -> None:
         """JTLS=x,r,t,y: SDS=x,y then JTL=r,t (iipsrv's legacy sequence command)."""
         x, resolution, tile, y = iiptiles.parse_jtls(argument)
         self._sds(state, f"{x},{y}", "SDS")
-        self._send_tile(state, resolution, tile, sent, OutputFormat.JPEG)
+        self._send_tile(state, self._need_image(state), resolution, tile, sent,
+                        OutputFormat.JPEG)
 
-    def _send_tile(self, state: _State, resolution: int, tile: int, sent: str,
-                   fmt: OutputFormat) -> None:
-        record = self._need_image(state)
+    def _send_tile(self, state: _State, record: ImageRecord, resolution: int, tile: int,
+                   sent: str, fmt: OutputFormat) -> None:
         if resolution < 0 or tile < 0:
             raise BadRequest(f"{sent}: resolution and tile must not be negative")
         if state.processing.rotation == 180 and 0 <= resolution < record.info.resolutions:
