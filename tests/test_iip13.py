@@ -220,6 +220,12 @@ def test_tiff_alpha_is_an_unassociated_extra_sample(image_dir):
     app = make_app(FILESYSTEM_PREFIX=str(image_dir) + "/")
     tags = tiff_tags(call(app, "FIF=rgba13.tif&CVT=tif").body)
     assert tags[277] == (4,) and tags[338] == (2,)
+    # JPEG has no alpha: the colour bands alone, as the YCbCr the stream holds
+    body = call(app, "FIF=rgba13.tif&QLT=jpeg:90&CVT=tif").body
+    tags = tiff_tags(body)
+    assert tags[277] == (3,) and tags[262] == (6,) and 338 not in tags
+    png = decode(call(app, "FIF=rgba13.tif&CVT=png").body)[:, :, :3].astype(int)
+    assert np.abs(decode(body).astype(int) - png).mean() < 4
 
 
 def test_tiff_export_keeps_xmp_icc_and_resolution(app):

@@ -45,9 +45,9 @@ def encode_tiff(pixels: np.ndarray, compression: int, quality: int,
         return _pillow_lzw(pixels, icc, dpi, xmp)
     if compression not in _TAG_CODES:
         compression = NONE
-    ycbcr = compression == JPEG and bands == 3
     if compression == JPEG and bands in (2, 4):  # JPEG carries no alpha band
         pixels, bands = pixels[:, :, : bands - 1], bands - 1
+    ycbcr = compression == JPEG and bands == 3
     rows = min(height, _WEBP_MAX) if compression == WEBP else height
     strips = [
         _compress(np.ascontiguousarray(pixels[top:top + rows]), compression, quality)
