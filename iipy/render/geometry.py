@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from ..models import ImageInfo
+from ..models import ImageInfo, Level
 
 Box = tuple[int, int, int, int]
 Fractions = tuple[float, float, float, float]
@@ -71,14 +71,29 @@ def scale_factor(info: ImageInfo, level: int) -> int:
     """The integer factor by which a pyramid level is reduced from full size.
 
     IIIF viewers size a level as ``ceil(full / factor)`` (info.json
-    ``scaleFactors``), so that factor is chosen when there is one:
-    ``round(full / level)`` on the longer side, else the nearest power of two
-    (a 20000-wide JPEG 2000's 157-wide level is ``ceil(20000 / 128)``, where
+    ``scaleFactors``), so that factor is chosen when there is one: the
+    nearest power of two, else ``round(full / level)`` on the longer side (a
+    20000-wide JPEG 2000's 157-wide level is ``ceil(20000 / 128)``, where
     rounding gives 127 and viewers would ask for 158).  Pyramids written with
     floor division have none (1410 → 705 → 352 → 176): the rounded ratio
     stays (1, 2, 4, 8).  :func:`level_box` divides by the same factor.
+    Computed once per image (this is on the IIIF tile path, once per level).
     """
-    lv = info.levels[level]
+    cached = _FACTORS.get(id(info))
+    if cached is None or cached[0] is not info:
+        if len(_FACTORS) > 4096:
+            _FACTORS.clear()
+        cached = (info, tuple(_scale_factor(info, lv) for lv in info.levels))
+        _FACTORS[id(info)] = cached
+    return cached[1][level]
+
+
+#: id(ImageInfo) -> (that ImageInfo, its levels' factors); the identity check
+#: makes a reused id harmless
+_FACTORS: dict[int, tuple[ImageInfo, tuple[int, ...]]] = {}
+
+
+def _scale_factor(info: ImageInfo, lv: Level) -> int:
     if info.width >= info.height:
         ratio = info.width / max(1, lv.width)
     else:
