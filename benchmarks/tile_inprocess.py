@@ -3,10 +3,11 @@
 Generates a 4000x3000 JPEG pyramid (256² tiles, Q85) once in ``--dir``, builds
 the WSGI application of whichever ``iipy`` is importable (so the same script
 measures another checkout with ``PYTHONPATH=<checkout>``), and times random
-interior ``JTL`` tiles (codec pass-through) and one repeated ``PTL`` tile (the
-encoded-tile cache): the median of ``--rounds`` rounds of ``--requests`` calls,
-in microseconds a request (wall clock and this process's CPU time).  Run it
-for two checkouts alternately and compare.
+interior ``JTL`` tiles (codec pass-through), one repeated ``PTL`` tile (the
+encoded-tile cache) and random IIIF full-resolution tiles (pass-through): the
+median of ``--rounds`` rounds of ``--requests`` calls, in microseconds a
+request (wall clock and this process's CPU time).  Run it for two checkouts
+alternately and compare.
 """
 
 from __future__ import annotations
@@ -48,11 +49,16 @@ def main() -> None:
 
     print(f"iipy from {Path(iipy.__file__).parent}")
     cached = ["FIF=bench.tif&PTL=4,17"] * args.requests
+    iiif = []  # OpenSeadragon's full-resolution IIIF tile URLs (pass-through too)
+    for _ in range(args.requests):
+        x, y = rng.randrange(columns) * 256, rng.randrange(rows) * 256
+        iiif.append(f"bench.tif/{x},{y},256,256/256,/0/default.jpg")
     handle = app.iip.handle  # the IIP protocol alone: parse, open (cached), tile
     for name, batch, run in (
         ("pass-through JTL, WSGI", queries, lambda q: call(app, q)),
         ("pass-through JTL, IIP handle", queries, lambda q: handle(Request(query=q))),
         ("cached PTL, IIP handle", cached, lambda q: handle(Request(query=q))),
+        ("IIIF tile, WSGI", iiif, lambda q: call(app, "IIIF=" + q)),
     ):
         rounds, cpu = [], []
         for _ in range(args.rounds):
