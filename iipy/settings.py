@@ -90,6 +90,7 @@ class Settings:
     jpeg_quality: int = 75
     png_quality: int = 1
     webp_quality: int = 50
+    avif_quality: int = 50  # -1: lossless
     tiff_compression: int = 2
     tiff_quality: int = 1
     max_cvt: int = 5000  # -1: no limit
@@ -153,6 +154,7 @@ class Settings:
             jpeg_quality=int(_clamp(_int(env, "JPEG_QUALITY", 75), 1, 100)),
             png_quality=int(_clamp(_int(env, "PNG_QUALITY", 1), 0, 9)),
             webp_quality=int(_clamp(_int(env, "WEBP_QUALITY", 50), -1, 100)),
+            avif_quality=int(_clamp(_int(env, "AVIF_QUALITY", 50), -1, 100)),
             tiff_compression=tiff_compression,
             tiff_quality=int(_clamp(_int(env, "TIFF_QUALITY", 1), 0, 100)),
             max_cvt=max_cvt,
