@@ -39,8 +39,8 @@ class RawTiles:
         self.bands = ifd.int(TAG_SAMPLES, 1)
         self.compression = ifd.int(TAG_COMPRESSION, NONE)
         self.predictor = ifd.int(TAG_PREDICTOR, 1)
-        self.offsets = ifd.ints(TAG_TILE_OFFSETS)
-        self.counts = ifd.ints(TAG_TILE_BYTE_COUNTS)
+        self.offsets = ifd.table(TAG_TILE_OFFSETS)
+        self.counts = ifd.table(TAG_TILE_BYTE_COUNTS)
         if self.compression not in (NONE, DEFLATE, ADOBE_DEFLATE):
             raise UnsupportedImage("8-bit CIELAB TIFF needs no compression or Deflate")
         if ifd.int(TAG_PLANAR, 1) != 1 or self.predictor not in (1, 2):
@@ -52,7 +52,7 @@ class RawTiles:
         index = row * self.columns + column
         if index >= len(self.offsets) or index >= len(self.counts):
             raise CorruptImage("tile is missing")
-        data = os.pread(self.fd, self.counts[index], self.offsets[index])
+        data = os.pread(self.fd, int(self.counts[index]), int(self.offsets[index]))
         try:
             if self.compression != NONE:
                 data = zlib.decompress(data)
