@@ -117,7 +117,8 @@ def ifd_two_loop() -> bytes:
     second = struct.pack("<H", len(fields))
     for tag, typ, value in fields:
         letter = _SIZES[typ][0]
-        second += struct.pack("<HHI", tag, typ, 1) + struct.pack("<" + letter, value).ljust(4, b"\0")
+        value_field = struct.pack("<" + letter, value).ljust(4, b"\0")
+        second += struct.pack("<HHI", tag, typ, 1) + value_field
     second += struct.pack("<I", ifd1)
     return _with_ifd_pointer(first, ifd2).ljust(ifd2, b"\0") + second
 
@@ -218,6 +219,13 @@ def _past_eof(path: Path) -> bytes:
     data = tiled(1024, 1024)
     return tiled(1024, 1024, offsets=[len(data) + 10_000] * 16)
 
+
+#: Files whose header is intact and only their data is damaged or huge: they
+#: are described (OBJ, info.json: 200), their pixels refused (4xx) or, for
+#: SERVED, decoded as far as they go (tiles of the bomb are real tiles).
+DESCRIBED = {"bomb_200000_shared_tiles", "bomb_wide_strip", "garbage_jpeg_tile",
+             "jp2_truncated_30pc", "jp2_truncated_header", "tiff_truncated_99pc"}
+SERVED = {"bomb_200000_shared_tiles", "bomb_wide_strip", "garbage_jpeg_tile"}
 
 #: name → (file name, generator(path) → bytes).  Every one must answer 4xx.
 HOSTILE: dict[str, tuple[str, Callable[[Path], bytes]]] = {
