@@ -30,6 +30,8 @@ def codestream_offset(fd: int, size: int) -> int:
         return 0
     offset = 0
     for _ in range(JP2_BOX_LIMIT):
+        if offset >= size:
+            break
         head = os.pread(fd, 16, offset)
         if len(head) < 8:
             break
