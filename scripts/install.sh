@@ -18,6 +18,8 @@ mode="${1:-}"
 if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
   # libmagic1: python-magic, imported by the IIIF validator
   packages="$packages lighttpd apache2 libapache2-mod-fcgid iipimage-server libopenjp2-tools libmagic1"
+  # clang: tests/test_fuzz.py builds a coverage-instrumented copy of _dctsplice for atheris
+  packages="$packages clang"
 fi
 if [ "$mode" = "bench" ]; then packages="$packages wrk"; fi
 missing=""
