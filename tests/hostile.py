@@ -215,6 +215,21 @@ def _jp2_corrupt_siz(path: Path) -> bytes:
     return bytes(data)
 
 
+def _sof_claims(tile: bytes, width: int, height: int) -> bytes:
+    """A JPEG whose SOF marker claims width×height (its data stays a 256² tile's)."""
+    at = tile.index(b"\xff\xc0")
+    return tile[:at + 5] + struct.pack(">HH", height, width) + tile[at + 9:]
+
+
+def _sof_huge(path: Path) -> bytes:
+    return tiled(512, 512, data=_sof_claims(jpeg_tile(), 65000, 65000))
+
+
+def _bigtiff_huge_ifd(path: Path) -> bytes:
+    """A BigTIFF whose first directory claims 2^40 entries."""
+    return b"II+\x00" + struct.pack("<HHQ", 8, 0, 16) + struct.pack("<Q", 1 << 40) + bytes(64)
+
+
 def _past_eof(path: Path) -> bytes:
     data = tiled(1024, 1024)
     return tiled(1024, 1024, offsets=[len(data) + 10_000] * 16)
@@ -224,8 +239,10 @@ def _past_eof(path: Path) -> bytes:
 #: are described (OBJ, info.json: 200), their pixels refused (4xx) or, for
 #: SERVED, decoded as far as they go (tiles of the bomb are real tiles).
 DESCRIBED = {"bomb_200000_shared_tiles", "bomb_wide_strip", "garbage_jpeg_tile",
+             "jpeg_tile_sof_65000",
              "jp2_truncated_30pc", "jp2_truncated_header", "tiff_truncated_99pc"}
-SERVED = {"bomb_200000_shared_tiles", "bomb_wide_strip", "garbage_jpeg_tile"}
+SERVED = {"bomb_200000_shared_tiles", "bomb_wide_strip", "garbage_jpeg_tile",
+          "jpeg_tile_sof_65000"}  # its stored tile is passed through undecoded
 
 #: name → (file name, generator(path) → bytes).  Every one must answer 4xx.
 HOSTILE: dict[str, tuple[str, Callable[[Path], bytes]]] = {
@@ -263,6 +280,8 @@ HOSTILE: dict[str, tuple[str, Callable[[Path], bytes]]] = {
         (262, SHORT, 1), (273, LONG, 8), (277, SHORT, 1), (278, LONG, 1000),
         (279, LONG, 1_000_000)], bytes(1000))),
     "garbage_jpeg_tile": ("badjpeg.tif", lambda p: tiled(512, 512, data=bytes(range(256)) * 8)),
+    "jpeg_tile_sof_65000": ("sof.tif", _sof_huge),
+    "bigtiff_ifd_2e40_entries": ("bigifd.tif", _bigtiff_huge_ifd),
     "png_named_tif": ("png.tif", lambda p: png_bytes()),
     "jp2_truncated_30pc": ("trunc30.jp2", _truncate("jp2", 0.3)),
     "jp2_truncated_header": ("trunchead.jp2", _truncate("jp2", 0.02)),

@@ -22,6 +22,7 @@ from wsgi import call, make_app  # noqa: E402
 #: describes the image, "pixels" decodes it
 FORMS = [
     ("iip_tile", "pixels", "FIF={f}&JTL=0,0"),
+    ("iip_tile_decoded", "pixels", "FIF={f}&QLT=60&JTL=0,0"),  # never the stored bytes
     ("iip_obj", "meta", "FIF={f}&OBJ=IIP,1.0&OBJ=Max-size&OBJ=Resolution-number"),
     ("iip_cvt", "pixels", "FIF={f}&WID=200&CVT=jpeg"),
     ("iip_cvt_region", "pixels", "FIF={f}&RGN=0.25,0.25,0.5,0.5&HEI=100&CVT=png"),

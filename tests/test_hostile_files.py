@@ -53,7 +53,7 @@ def test_worker_survives_the_whole_table_with_bounded_memory(table):
     assert done.returncode == 0, done.stderr[-3000:]
     peak = records[-1]["peak_rss"]
     assert peak < MAX_RSS, f"peak RSS {peak / 2**20:.0f} MB"
-    assert len(records) - 1 == len(HOSTILE) * 11
+    assert len(records) - 1 == len(HOSTILE) * 12
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
