@@ -230,6 +230,17 @@ def _bigtiff_huge_ifd(path: Path) -> bytes:
     return b"II+\x00" + struct.pack("<HHQ", 8, 0, 16) + struct.pack("<Q", 1 << 40) + bytes(64)
 
 
+def _deflate_bomb(path: Path) -> bytes:
+    """An 8-bit CIELab tile (decoded by iipy itself, tiffraw.py) whose Deflate
+    stream inflates to 400 MB (made in 1 MB steps, never held whole)."""
+    import zlib
+
+    packer = zlib.compressobj(9)
+    chunk = bytes(1 << 20)
+    stream = b"".join(packer.compress(chunk) for _ in range(400)) + packer.flush()
+    return tiled(256, 256, data=stream, compression=8, photometric=8)
+
+
 def _past_eof(path: Path) -> bytes:
     data = tiled(1024, 1024)
     return tiled(1024, 1024, offsets=[len(data) + 10_000] * 16)
@@ -239,9 +250,11 @@ def _past_eof(path: Path) -> bytes:
 #: are described (OBJ, info.json: 200), their pixels refused (4xx) or, for
 #: SERVED, decoded as far as they go (tiles of the bomb are real tiles).
 DESCRIBED = {"bomb_200000_shared_tiles", "bomb_wide_strip", "garbage_jpeg_tile",
+             "cielab_deflate_bomb",
              "jpeg_tile_sof_65000",
              "jp2_truncated_30pc", "jp2_truncated_header", "tiff_truncated_99pc"}
 SERVED = {"bomb_200000_shared_tiles", "bomb_wide_strip", "garbage_jpeg_tile",
+          "cielab_deflate_bomb",  # its first 256² pixels are a tile (of zeros)
           "jpeg_tile_sof_65000"}  # its stored tile is passed through undecoded
 
 #: name → (file name, generator(path) → bytes).  Every one must answer 4xx.
@@ -282,6 +295,7 @@ HOSTILE: dict[str, tuple[str, Callable[[Path], bytes]]] = {
     "garbage_jpeg_tile": ("badjpeg.tif", lambda p: tiled(512, 512, data=bytes(range(256)) * 8)),
     "jpeg_tile_sof_65000": ("sof.tif", _sof_huge),
     "bigtiff_ifd_2e40_entries": ("bigifd.tif", _bigtiff_huge_ifd),
+    "cielab_deflate_bomb": ("inflate.tif", _deflate_bomb),
     "png_named_tif": ("png.tif", lambda p: png_bytes()),
     "jp2_truncated_30pc": ("trunc30.jp2", _truncate("jp2", 0.3)),
     "jp2_truncated_header": ("trunchead.jp2", _truncate("jp2", 0.02)),

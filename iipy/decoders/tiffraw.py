@@ -53,12 +53,12 @@ class RawTiles:
         if index >= len(self.offsets) or index >= len(self.counts):
             raise CorruptImage("tile is missing")
         data = os.pread(self.fd, int(self.counts[index]), int(self.offsets[index]))
+        size = self.tile_w * self.tile_h * self.bands
         try:
-            if self.compression != NONE:
-                data = zlib.decompress(data)
+            if self.compression != NONE:  # never more than the tile: no Deflate bomb
+                data = zlib.decompressobj().decompress(data, size)
         except zlib.error as exc:
             raise CorruptImage("tile data could not be decoded") from exc
-        size = self.tile_w * self.tile_h * self.bands
         if len(data) < size:
             raise CorruptImage("tile data is truncated")
         array = np.frombuffer(data[:size], np.uint8).reshape(self.tile_h, self.tile_w, self.bands)
