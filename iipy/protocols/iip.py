@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from .. import numeric
 from ..errors import BadRequest, IIPError, NotFound
 from ..http import Request, Response
 from ..models import OutputFormat, Processing, View
@@ -30,8 +30,6 @@ log = logging.getLogger(__name__)
 
 IIP_TYPE = "application/vnd.netfpx"
 ERROR_DISPOSITION = 'inline;filename="IIPisAMadGameClosedToOurUnderstanding.netfpx"'
-_LEADING_INT = re.compile(r"\s*([+-]?\d+)")
-_LEADING_FLOAT = re.compile(r"\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)")
 
 TILE_FORMATS = {"jtl": OutputFormat.JPEG, "ptl": OutputFormat.PNG, "wtl": OutputFormat.WEBP}
 CVT_FORMATS = {
@@ -47,18 +45,13 @@ NO_OP = {"icc"}
 
 
 def c_int(text: str, what: str) -> int:
-    """C ``atoi`` (trailing garbage ignored), but no digits at all is a 400."""
-    match = _LEADING_INT.match(text)
-    if not match:
-        raise BadRequest(f"{what}: '{text}' is not a number")
-    return int(match.group(1))
+    """C ``atoi`` (trailing garbage ignored), bounded (:mod:`iipy.numeric`); no digits is a 400."""
+    return numeric.leading_integer(text, what)
 
 
 def c_float(text: str, what: str) -> float:
-    match = _LEADING_FLOAT.match(text)
-    if not match:
-        raise BadRequest(f"{what}: '{text}' is not a number")
-    return float(match.group(1))
+    """C ``strtod`` on the start of ``text``, finite and bounded (:mod:`iipy.numeric`)."""
+    return numeric.leading_decimal(text, what)
 
 
 @dataclass
