@@ -23,6 +23,7 @@ from ..http import (
     http_date,
     request_text,
 )
+from ..numeric import shown
 from ..paths import PathResolver
 from ..protocols.deepzoom import DeepZoomProtocol
 from ..protocols.iiif import IIIFProtocol
@@ -110,7 +111,7 @@ class Application:
         if method == "OPTIONS":
             return Response(204, headers=[("Allow", ALLOW)])
         if method not in ("GET", "HEAD", "POST"):
-            raise MethodNotAllowed(f"method {method} is not allowed")
+            raise MethodNotAllowed(f"method {shown(method)} is not allowed")
         request = self.request(environ, method)
         if not request.query:
             return Response(200, HOME_PAGE.encode(), "text/html; charset=utf-8")
