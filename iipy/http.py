@@ -99,17 +99,17 @@ def http_date(timestamp: float) -> str:
 
 def parse_http_date(value: str) -> float | None:
     """Seconds since the epoch for an HTTP date, or None if unparsable."""
-    try:
+    try:  # OverflowError: a year or zone of 20 digits (a 500 before)
         parsed = email.utils.parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError):
-        return None
-    if parsed is None:
-        return None
-    if parsed.tzinfo is None:
-        import datetime as _dt
+        if parsed is None:
+            return None
+        if parsed.tzinfo is None:
+            import datetime as _dt
 
-        parsed = parsed.replace(tzinfo=_dt.timezone.utc)
-    return parsed.timestamp()
+            parsed = parsed.replace(tzinfo=_dt.timezone.utc)
+        return parsed.timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
 
 
 def make_etag(*parts: object) -> str:

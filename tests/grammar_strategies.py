@@ -182,7 +182,10 @@ headers = st.fixed_dictionaries({}, optional={
     "Accept": st.sampled_from(["application/ld+json;profile=\"http://iiif.io/api/image/2/"
                                "context.json\"", "application/json", "*/*"]),
     "If-None-Match": st.one_of(st.just("*"), junk),
-    "If-Modified-Since": st.one_of(st.just("Sat, 21 Nov 2026 04:38:30 GMT"), junk),
+    "If-Modified-Since": st.one_of(
+        st.just("Sat, 21 Nov 2026 04:38:30 GMT"), junk,
+        st.builds("{}, {} Nov {} {}:38:30 {}".format, st.sampled_from(["Sat", "Xyz"]), numbers,
+                  numbers, numbers, st.one_of(st.just("GMT"), numbers))),
     "Host": st.one_of(st.just("example.org:8080"), junk),
     "X-IIIF-ID": st.one_of(st.just("https://example.org/iiif/x"), junk),
 })

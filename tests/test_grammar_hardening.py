@@ -294,3 +294,14 @@ def test_a_405_quotes_the_method_printably(app):
     result = call(app, "FIF=rgb.tif&OBJ=Max-size", method="BREW\r\nX: y")
     assert result.status == 405 and result.header("Allow")
     assert result.body.count(b"\n") == 1 and b"\r" not in result.body
+
+
+@pytest.mark.parametrize("date", [
+    "Sat, 21 Nov 99999999999999999999 04:38:30 GMT",  # OverflowError in datetime: a 500
+    "Sat, 21 Nov 2026 99999999999999999999:38:30 GMT",
+    "Sat, 21 Nov 2026 04:38:30 +99999999999999999999",
+    "Sat, 99999999999999999999 Nov 2026 04:38:30 GMT",
+])
+def test_absurd_if_modified_since_is_ignored(app, date):
+    result = get(app, "FIF=rgb.tif&JTL=0,0", headers={"If-Modified-Since": date})
+    assert result.status == 200 and result.header("Content-Type") == "image/jpeg"
