@@ -46,11 +46,12 @@ def raw(text: str) -> str:
 
 digits = st.text("0123456789", min_size=1, max_size=12)
 huge_digits = st.builds(lambda d, n: d * n, st.sampled_from("123456789"),
-                        st.integers(min_value=25, max_value=6000))
+                        st.sampled_from([11, 20, 40, 309, 310, 4300, 4301, 6000]))
 unicode_digits = st.text(st.characters(categories=["Nd", "No"]), min_size=1, max_size=4)
 numbers = st.one_of(
     st.sampled_from(SPECIAL_NUMBERS),
     digits,
+    huge_digits,
     huge_digits,
     st.integers(min_value=-(2**70), max_value=2**70).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
@@ -61,6 +62,18 @@ numbers = st.one_of(
 )
 junk = st.text(max_size=12)
 values = st.one_of(numbers, numbers, junk)
+
+
+small = st.integers(min_value=0, max_value=12).map(str)
+
+
+@st.composite
+def slots(draw, count: int, valid: st.SearchStrategy = small) -> list[str]:
+    """``count`` numbers of which one (at random, or none) is hostile and the
+    others mostly valid, so that the hostile one reaches its parser."""
+    hostile = draw(st.integers(-1, count - 1))
+    return [draw(values) if i == hostile or draw(st.integers(0, 9)) == 0 else draw(valid)
+            for i in range(count)]
 
 
 def joined(parts: st.SearchStrategy, seps: str = ",") -> st.SearchStrategy[str]:
@@ -74,15 +87,18 @@ _IIP_ARGUMENTS = {
     "FIF": st.sampled_from(IMAGES),
     "OBJ": st.sampled_from(["IIP,1.0", "Max-size", "Resolution-number", "Tile-size",
                             "Basic-info", "metadata", "foo", "dpi", "Colorspace,0-4,0"]),
-    "JTL": joined(values), "PTL": joined(values), "WTL": joined(values),
+    "JTL": st.builds(",".join, slots(2)), "PTL": st.builds(",".join, slots(2)),
+    "WTL": joined(values),
     "CVT": st.sampled_from(["jpeg", "png", "webp", "tif", "gif", ""]),
     "WID": values, "HEI": values, "QLT": values, "LYR": values, "SDS": joined(values),
-    "RGN": joined(values), "CNT": st.one_of(values, st.just("st"), st.just("eq")),
+    "RGN": st.one_of(joined(values), st.builds(",".join, slots(4, st.sampled_from(
+        ["0", "0.25", "0.5", "1", "1e-320"])))),
+    "CNT": st.one_of(values, st.just("st"), st.just("eq")),
     "GAM": st.one_of(values, st.just("log")), "INV": st.just("1"),
     "CMP": st.sampled_from(["GREY", "JET", "COLD", "HOT", "RED", "x"]),
     "CTW": st.builds(lambda rows: "[" + ";".join(rows) + "]", st.lists(joined(values), max_size=4)),
     "COL": st.sampled_from(["grey", "gray", "binary", "rgb"]),
-    "MINMAX": st.builds(lambda b, lo, hi: f"{b}:{lo},{hi}", values, values, values),
+    "MINMAX": st.builds(lambda v: f"{v[0]}:{v[1]},{v[2]}", slots(3)),
     "SHD": joined(values), "CNV": st.one_of(st.sampled_from(["sobel", "gaussian"]),
                                              joined(values)),
     "ROT": st.one_of(values, values.map(lambda v: "!" + v)),
@@ -118,8 +134,9 @@ def iip_queries(draw) -> str:
 
 region = st.one_of(
     st.sampled_from(["full", "square", "pct:", "0,0,0,0", ",,,"]),
+    st.builds(",".join, slots(4, st.integers(1, 900).map(str))),
+    st.builds(lambda v: "pct:" + ",".join(v), slots(4, st.integers(1, 90).map(str))),
     st.builds(lambda v: ",".join(v), st.lists(values, min_size=3, max_size=5)),
-    st.builds(lambda v: "pct:" + ",".join(v), st.lists(values, min_size=3, max_size=5)),
     junk,
 )
 size = st.one_of(
@@ -129,9 +146,12 @@ size = st.one_of(
               st.one_of(values, st.just("")), st.one_of(values, st.just("")),
               st.sampled_from([",", ",", ";", ""])),
     st.builds(lambda up, v: f"{up}pct:{v}", st.sampled_from(["", "^"]), values),
+    st.builds(lambda up, bang, v: f"{up}{bang}{v[0]},{v[1]}", st.sampled_from(["", "^"]),
+              st.sampled_from(["", "!"]), slots(2, st.integers(1, 400).map(str))),
     junk,
 )
-rotation = st.one_of(values, values.map(lambda v: "!" + v), st.sampled_from(["0", "90", "!0"]))
+rotation = st.one_of(values, values.map(lambda v: "!" + v),
+                     st.sampled_from(["0", "90", "!0", "45", "22.5", "359.9", "!180"]))
 quality = st.builds(lambda q, f: f"{q}.{f}" if f is not None else q,
                     st.sampled_from(["default", "color", "gray", "grey", "bitonal", "native", "x"]),
                     st.one_of(st.none(), st.sampled_from(["jpg", "png", "webp", "tif", "gif",
@@ -149,13 +169,16 @@ def iiif_argument(draw) -> str:
         return f"{ident}/info.json"
     if kind == 1:
         return ident + draw(st.sampled_from(["", "/", "/full", "/full/max/0"]))
-    parts = [draw(region), draw(size), draw(rotation), draw(quality)]
+    valid = ["full", "max", "0", "default.jpg"]
+    hostile = draw(st.integers(0, 4))  # one hostile segment (4: all of them)
+    parts = [draw(strategy) if i == hostile or hostile == 4 else valid[i]
+             for i, strategy in enumerate((region, size, rotation, quality))]
     return "/".join([ident, *parts]) + draw(st.sampled_from(["", "", "?123", "/"]))
 
 
 # -- DeepZoom and Zoomify --------------------------------------------------------------
 
-tile_ext = st.sampled_from(["jpg", "jpeg", "png", "webp", "gif", "JPG", ""])
+tile_ext = st.sampled_from(["jpg", "jpg", "jpg", "png", "webp", "gif", "JPG", ""])
 
 
 @st.composite
@@ -163,7 +186,7 @@ def deepzoom_argument(draw) -> str:
     image = draw(st.sampled_from(IMAGES[:3] + ("nope.tif",)))
     if draw(st.integers(0, 5)) == 0:
         return image + ".dzi"
-    level, x, y = draw(values), draw(values), draw(values)
+    level, x, y = draw(slots(3))
     return f"{image}_files/{level}/{x}_{y}.{draw(tile_ext)}"
 
 
@@ -172,7 +195,7 @@ def zoomify_argument(draw) -> str:
     image = draw(st.sampled_from(IMAGES[:3] + ("nope.tif",)))
     if draw(st.integers(0, 5)) == 0:
         return image + "/ImageProperties.xml"
-    group, z, x, y = draw(values), draw(values), draw(values), draw(values)
+    group, z, x, y = draw(slots(4))
     return f"{image}/TileGroup{group}/{z}-{x}-{y}.{draw(tile_ext)}"
 
 
