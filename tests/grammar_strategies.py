@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from hypothesis import strategies as st
 
 IMAGES = ("rgb.tif", "rgb_odd.tif", "grey16.tif", "nope.tif", "")
-METHODS = ("GET", "GET", "GET", "HEAD", "POST", "OPTIONS", "PUT", "DELETE", "PATCH", "TRACE",
-           "CONNECT", "get", "BREW")
+METHODS = ("GET",) * 10 + ("HEAD", "HEAD", "POST", "POST", "POST", "OPTIONS", "PUT", "DELETE",
+                           "PATCH", "TRACE", "CONNECT", "get", "BREW")
 SPECIAL_NUMBERS = (
     "0", "1", "-1", "+1", "-0", "00", " 7", "7 ", "2147483647", "2147483648", "-2147483649",
     "4294967296", "9" * 20, "1e309", "-1e309", "1e-320", "1e308", "inf", "-inf", "nan",
@@ -46,11 +46,12 @@ def raw(text: str) -> str:
 
 digits = st.text("0123456789", min_size=1, max_size=12)
 huge_digits = st.builds(lambda d, n: d * n, st.sampled_from("123456789"),
-                        st.sampled_from([11, 20, 40, 309, 310, 4300, 4301, 6000]))
+                        st.sampled_from([20, 310, 4301, 6000]))
 unicode_digits = st.text(st.characters(categories=["Nd", "No"]), min_size=1, max_size=4)
 numbers = st.one_of(
     st.sampled_from(SPECIAL_NUMBERS),
     digits,
+    huge_digits,
     huge_digits,
     huge_digits,
     st.integers(min_value=-(2**70), max_value=2**70).map(str),
@@ -219,7 +220,11 @@ random_bytes = st.binary(max_size=24).map(lambda b: b.decode("latin-1"))
 def requests(draw, protocol: str) -> Call:
     """A request of ``protocol`` ("iip", "iiif", "deepzoom", "zoomify"), sent as a
     query string, a POST body or a path, with noise mixed in."""
-    method = draw(st.one_of(st.sampled_from(METHODS), st.text(min_size=1, max_size=8)))
+    # mostly methods that reach the grammar (hypothesis would favour random text)
+    if draw(st.integers(0, 9)):
+        method = draw(st.sampled_from(METHODS))
+    else:
+        method = draw(st.text(min_size=1, max_size=8))
     if protocol == "iip":
         argument = draw(iip_queries())
     else:
