@@ -245,4 +245,5 @@ def requests(draw, protocol: str) -> Call:
     else:  # the path form (standalone server, URI_MAP)
         query = ""
         uri = f"/{protocol}/{argument}"
-    return Call(method, uri, query, draw(headers), body)
+    sent = {name: raw(value) for name, value in draw(headers).items()}  # bytes, as latin-1
+    return Call(method, uri, query, sent, body)

@@ -80,7 +80,10 @@ def check(protocol: str, request: Call, result: Result, image_dir: str,
     assert image_dir.encode() not in result.body, f"path in the body for {where}"
     for name, value in result.headers:
         assert isinstance(value, str) and not CONTROL.search(name + value), (where, name, value)
-        value.encode("latin-1")  # what a WSGI server must be able to send
+        try:  # what a WSGI server must be able to send
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise AssertionError(f"header {name} is not latin-1 for {where}") from None
     ctype = result.header("Content-Type") or ""
     if request.method.upper() != "HEAD" and result.status not in (204, 304):
         assert result.header("Content-Length") == str(len(result.body)), where
