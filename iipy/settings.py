@@ -50,6 +50,16 @@ def _clamp(value: float, low: float, high: float) -> float:
     return max(low, min(high, value))
 
 
+def _prefix(env: Mapping[str, str]) -> str:
+    """FILESYSTEM_PREFIX: a directory, or a string stem whose directory exists."""
+    prefix = env.get("FILESYSTEM_PREFIX", "")
+    if prefix and not os.path.isdir(prefix) and not os.path.isdir(os.path.dirname(prefix) or "."):
+        raise ConfigError(
+            f"FILESYSTEM_PREFIX={prefix!r}: neither it nor its directory exists"
+        )
+    return prefix
+
+
 URI_MAP_PROTOCOLS = {"iip": "fif", "iiif": "iiif", "deepzoom": "deepzoom", "zoomify": "zoomify"}
 
 
@@ -137,7 +147,7 @@ class Settings:
             logfile=_str(env, "LOGFILE", "/tmp/iipsrv.log"),
             max_image_cache_bytes=int(cache_mb * MEGABYTE),
             max_metadata_cache_size=metadata_size,
-            filesystem_prefix=_str(env, "FILESYSTEM_PREFIX"),
+            filesystem_prefix=_prefix(env),
             filesystem_suffix=_str(env, "FILESYSTEM_SUFFIX"),
             filename_pattern=_str(env, "FILENAME_PATTERN", "_pyr_") or "_pyr_",
             jpeg_quality=int(_clamp(_int(env, "JPEG_QUALITY", 75), 1, 100)),
