@@ -8,6 +8,7 @@ iipy cannot serve), with baseline text tags written by Pillow.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,9 @@ def picture(width: int, height: int):  # -> pyvips.Image
     w4, h4 = -(-width // 4), -(-height // 4)
     x = pyvips.Image.xyz(w4, h4)
     cx, cy = x[0] - w4 * 0.4, x[1] - h4 * 0.55
-    rings = (((cx * cx + cy * cy) ** 0.5 / 9).sin() + 1) * 50
-    fine = ((x[0] * 0.5).sin() * (x[1] * 0.43).cos() + 1) * 30
+    deg = 180 / math.pi  # libvips' sin and cos take degrees
+    rings = (((cx * cx + cy * cy) ** 0.5 * (deg / 9)).sin() + 1) * 50
+    fine = ((x[0] * (0.5 * deg)).sin() * (x[1] * (0.43 * deg)).cos() + 1) * 30
     red = x[0] * (200 / w4) + rings * 0.4
     green = x[1] * (200 / h4) + fine
     blue = rings + fine * 0.5 + 30
