@@ -110,6 +110,7 @@ def test_check_describes_the_converted_files(converted):
     assert tiff["levels"] == tiff["levels_needed"] == 7
     assert tiff["tile_ms"] is not None and tiff["tile_ms"] >= 0
     assert jp2["servable"] and not jp2["problems"]
+    assert jp2["format"] == "jp2"  # a JP2 file, not a bare codestream (glymur goes by suffix)
     coding = jp2["jpeg2000"]
     assert coding["progression"] == "RPCL"
     assert coding["code_block"] == [64, 64]
@@ -189,7 +190,7 @@ def test_killed_convert_leaves_no_file_under_the_final_name(work, photo, tmp_pat
     deadline = time.monotonic() + 120
     partial: list[Path] = []
     while time.monotonic() < deadline and not partial:
-        partial = [p for p in tmp_path.iterdir() if p.name.endswith(".part")
+        partial = [p for p in tmp_path.iterdir() if ".part" in p.name
                    and p.stat().st_size > 0]
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         time.sleep(0.05)
@@ -202,3 +203,24 @@ def test_killed_convert_leaves_no_file_under_the_final_name(work, photo, tmp_pat
         assert left == [] and proc.returncode == 128 + sig
     else:  # nothing can run on SIGKILL: only the hidden temporary remains
         assert left == [partial[0].name] and left[0].startswith(".killed.jp2.")
+
+
+def test_sixteen_bit_kept_losslessly_and_icc_kept(tmp_path):
+    """16-bit samples stay 16-bit (JPEG cannot hold them: deflate); ICC reaches TIFF and JP2."""
+    import pyvips
+
+    x = pyvips.Image.xyz(700, 500)
+    deep = (x[0] * 90).bandjoin([x[1] * 120, (x[0] + x[1]) * 40]).cast("ushort")
+    deep.copy(interpretation="rgb16").pngsave(str(tmp_path / "deep.png"))
+    tagged = toolimages.picture(700, 500).icc_transform("srgb", input_profile="srgb")
+    assert tagged.get_typeof("icc-profile-data")
+    tagged.jpegsave(str(tmp_path / "tagged.jpg"), Q=90)
+    for args in (("deep.png", "deep.tif"), ("tagged.jpg", "tagged.tif"),
+                 ("tagged.jpg", "tagged.jp2", "--format", "jp2")):
+        result = iipy("convert", str(tmp_path / args[0]), str(tmp_path / args[1]), *args[2:])
+        assert result.returncode == 0, result.stderr
+    report = iipy("check", "--json", "--no-timing", *(str(tmp_path / n) for n in (
+        "deep.tif", "tagged.tif", "tagged.jp2")))
+    deep_tif, tagged_tif, tagged_jp2 = json.loads(report.stdout)
+    assert deep_tif["bits"] == 16 and deep_tif["compression"] == "deflate"
+    assert tagged_tif["icc"] and tagged_jp2["icc"]

@@ -128,7 +128,6 @@ PROGRESSIONS = {0: "LRCP", 1: "RLCP", 2: "RPCL", 3: "PCRL", 4: "CPRL"}
 def _jp2_facts(path: str, report: Report) -> None:
     facts = read_cod(path)
     report.jpeg2000 = facts
-    report.format = "jp2"
     report.compression = "jpeg2000 " + ("lossless" if facts.get("wavelet", "").startswith("5")
                                         else "lossy")
     tiles = facts.get("tiles", [0, 0])
@@ -191,6 +190,7 @@ def check_file(path: str, timed: bool = True) -> Report:
             _tiff_facts(path, report)
         elif head.startswith(b"\x00\x00\x00\x0cjP  ") or head.startswith(b"\xff\x4f\xff\x51"):
             _jp2_facts(path, report)
+            report.format = "jp2" if head.startswith(b"\x00") else "j2k (raw codestream)"
     except Exception as exc:  # noqa: BLE001 - reported, the decoder gives the verdict
         report.problems.append(f"unreadable structure: {exc}")
     try:
@@ -211,7 +211,7 @@ def check_file(path: str, timed: bool = True) -> Report:
             report.servable = False
             report.problems.append(f"a tile fails: {exc.message}")
     if report.problems:
-        report.fix = _fix_command(path, "jp2" if report.format == "jp2" else "tiff")
+        report.fix = _fix_command(path, "jp2" if report.format.startswith("j") else "tiff")
     return report
 
 

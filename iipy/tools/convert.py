@@ -50,7 +50,8 @@ class Job:
 
 
 def temporary_name(target: Path) -> Path:
-    return target.with_name(f".{target.name}.{os.getpid()}{PART}")
+    """Hidden, beside the target, same suffix (glymur picks JP2 or raw J2K by suffix)."""
+    return target.with_name(f".{target.name}.{os.getpid()}{PART}{target.suffix}")
 
 
 def _cleanup_and_exit(signum: int, _frame: Any) -> None:
@@ -126,8 +127,7 @@ def _JP2_TOTAL(image: Any) -> int:  # noqa: N802 - a count, named like one
 
     from .writers import jp2_tile_side, resolutions_for
 
-    side = jp2_tile_side(image.width, image.height,
-                         resolutions_for(image.width, image.height))
+    side = jp2_tile_side(resolutions_for(image.width, image.height))
     return math.ceil(image.width / min(side, image.width)) * math.ceil(
         image.height / min(side, image.height))
 

@@ -116,13 +116,13 @@ def resolutions_for(width: int, height: int, tile: int = JP2_PRECINCT) -> int:
     return count
 
 
-def jp2_tile_side(width: int, height: int, numres: int) -> int:
+def jp2_tile_side(numres: int) -> int:
     """JP2_TILE, grown when the image needs more resolutions than such tiles allow
     (OpenJPEG wants tiles of at least 2^(numres-1))."""
     side = JP2_TILE
     while side < 2 ** (numres - 1):
         side *= 2
-    return min(side, max(width, height)) if side > max(width, height) else side
+    return side
 
 
 def _jp2_array(image: Any) -> tuple[Any, np.dtype]:
@@ -147,40 +147,42 @@ def write_jp2(image: Any, target: Path, options: Options, progress: Progress) ->
     image, dtype = _jp2_array(image)
     width, height, bands = image.width, image.height, image.bands
     numres = resolutions_for(width, height)
-    side = jp2_tile_side(width, height, numres)
-    th = tw = min(side, max(width, height))
-    th, tw = min(th, height), min(tw, width)
+    side = jp2_tile_side(numres)
+    th, tw = min(side, height), min(side, width)
     while numres > 1 and min(th, tw) < 2 ** (numres - 1):
-        numres -= 1  # a tiny image: OpenJPEG's limit on tile size wins
-    precinct = [(JP2_PRECINCT, JP2_PRECINCT)] * numres  # every resolution, not halved
+        numres -= 1  # a small image: OpenJPEG's limit on tile size wins
     if options.threads:
         glymur.set_option("lib.num_threads", options.threads)
     kwargs: dict[str, Any] = dict(
-        shape=(height, width, bands) if bands > 1 else (height, width),
-        tilesize=(th, tw), numres=numres, prog="RPCL", psizes=precinct,
+        numres=numres, prog="RPCL", psizes=[(JP2_PRECINCT, JP2_PRECINCT)] * numres,
         cbsize=(JP2_CODEBLOCK, JP2_CODEBLOCK), plt=True, tlm=True,
-    )
+    )  # 256 precincts at every resolution (opj_compress would halve them below the top)
     if not options.lossless:
         kwargs["irreversible"] = True
         kwargs["cratios"] = (rate_for_quality(options.quality, dtype),)
-    jp2 = glymur.Jp2k(str(target), **kwargs)
-    rows = math.ceil(height / th)
-    columns = math.ceil(width / tw)
-    writers = jp2.get_tilewriters()
-    done = 0
-    strip = None
-    for index, writer in enumerate(writers):
-        row, column = divmod(index, columns)
-        if column == 0:
-            top = row * th
-            h = min(th, height - top)
-            strip = np.ndarray(buffer=image.crop(0, top, width, h).write_to_memory(),
-                               dtype=dtype, shape=(h, width, bands))
-        left = column * tw
-        tile = strip[:, left:left + min(tw, width - left)]  # type: ignore[index]
-        writer[:] = np.ascontiguousarray(tile if bands > 1 else tile[:, :, 0])
-        done += 1
-        progress(done, rows * columns)
+    rows, columns = math.ceil(height / th), math.ceil(width / tw)
+
+    def strip(top: int, h: int) -> np.ndarray:
+        return np.ndarray(buffer=image.crop(0, top, width, h).write_to_memory(), dtype=dtype,
+                          shape=(h, width, bands))
+
+    def planes(array: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(array if bands > 1 else array[:, :, 0])
+
+    if rows * columns == 1:  # glymur writes a single tile only as a whole image
+        glymur.Jp2k(str(target), data=planes(strip(0, height)), **kwargs)
+        progress(1, 1)
+    else:
+        jp2 = glymur.Jp2k(str(target), shape=(height, width, bands) if bands > 1
+                          else (height, width), tilesize=(th, tw), **kwargs)
+        current = None
+        for index, writer in enumerate(jp2.get_tilewriters()):
+            row, column = divmod(index, columns)
+            if column == 0:
+                current = strip(row * th, min(th, height - row * th))
+            left = column * tw
+            writer[:] = planes(current[:, left:left + min(tw, width - left)])  # type: ignore
+            progress(index + 1, rows * columns)
     return {"compression": "lossless" if options.lossless else "irreversible",
             "resolutions": numres, "jp2_tile": (tw, th)}
 
