@@ -25,7 +25,7 @@ from typing import Any
 
 from . import jp2boxes, tifftags
 from .check import check_file
-from .progress import Bar, open_bar
+from .progress import Bar, Quiet, open_bar
 from .writers import COMPRESSIONS, Options, load, write_jp2, write_tiff
 
 #: source suffixes taken from a directory (anything libvips reads)
@@ -117,7 +117,7 @@ def _write(image: Any, source: Path, tmp: Path, options: Options, bar: Bar, task
         bar.finish(bar_task)
         chosen["metadata"] = jp2boxes.add_metadata(tmp, icc, xmp)
         return chosen
-    chosen = write_tiff(image, tmp, options, progress)
+    chosen = write_tiff(image, tmp, options, None if isinstance(bar, Quiet) else progress)
     chosen["tags"] = tifftags.add_text_tags(tmp, tifftags.read_text_tags(source))
     return chosen
 

@@ -195,7 +195,7 @@ def servable_source(source: Path, tile: int, work: Path) -> Path:
     from .writers import Options, load, write_tiff
 
     target = work / (source.name + ".tif")
-    write_tiff(load(source), target, Options(tile=tile), lambda d, t: None)
+    write_tiff(load(source), target, Options(tile=tile), None)
     return target
 
 

@@ -82,8 +82,9 @@ def wants_bigtiff(image: Any, options: Options, compression: str) -> bool:
     return raw * ratio > BIGTIFF_THRESHOLD
 
 
-def write_tiff(image: Any, target: Path, options: Options, progress: Progress) -> dict:
-    """Pyramidal tiled TIFF at ``target``; returns what was chosen."""
+def write_tiff(image: Any, target: Path, options: Options, progress: Progress | None) -> dict:
+    """Pyramidal tiled TIFF at ``target``; returns what was chosen.  ``progress`` None:
+    no libvips progress signal (each one calls back into Python)."""
     compression = tiff_compression(image, options)
     bigtiff = wants_bigtiff(image, options, compression)
     kwargs: dict[str, Any] = dict(
@@ -100,11 +101,13 @@ def write_tiff(image: Any, target: Path, options: Options, progress: Progress) -
         kwargs["predictor"] = "float" if floating else "horizontal"
     if image.interpretation == "multiband" and image.bands == 3:
         image = image.copy(interpretation="srgb")
-    total = 100
-    image.set_progress(True)
-    image.signal_connect("eval", lambda _img, p: progress(min(p.percent, 99), total))
+    if progress is not None:
+        report = progress
+        image.set_progress(True)
+        image.signal_connect("eval", lambda _img, p: report(min(p.percent, 99), 100))
     image.tiffsave(str(target), **kwargs)
-    progress(total, total)
+    if progress is not None:
+        progress(100, 100)
     return {"compression": compression, "bigtiff": bigtiff}
 
 
