@@ -75,7 +75,7 @@ _TIFF_COMPRESSION = {1: "none", 5: "lzw", 7: "jpeg", 8: "deflate", 32946: "defla
 
 
 def _tiff_facts(path: str, report: Report) -> None:
-    from ..decoders.tiffdir import TAG_COMPRESSION, read_structure
+    from ..decoders.tiffdir import TAG_BITS, TAG_COMPRESSION, TAG_SAMPLES, read_structure
 
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -87,6 +87,7 @@ def _tiff_facts(path: str, report: Report) -> None:
     code = first.int(TAG_COMPRESSION, 1)
     report.compression = _TIFF_COMPRESSION.get(code, f"code {code}")
     report.width, report.height = first.width, first.height
+    report.bits, report.bands = (first.ints(TAG_BITS) or (1,))[0], first.int(TAG_SAMPLES, 1)
     report.format = "bigtiff" if structure.bigtiff else "tiff"
     if not first.tiled:
         report.problems.append("strip TIFF: not tiled, iipy cannot serve it")

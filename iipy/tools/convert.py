@@ -73,7 +73,7 @@ def convert_one(job: Job, options: Options, bar: Bar, force: bool) -> dict:
     tmp = temporary_name(job.target)
     with _LIVE_LOCK:
         _LIVE.add(tmp)
-    task = bar.add(job.source.name, 100 if options.format == "tiff" else 1)
+    task = bar.add(job.source.name, 100 if options.format == "tiff" else _jp2_tiles(image))
     started = time.perf_counter()
     try:
         chosen = _write(image, job.source, tmp, options, bar, task)
@@ -99,9 +99,7 @@ def convert_one(job: Job, options: Options, bar: Bar, force: bool) -> dict:
 def _write(image: Any, source: Path, tmp: Path, options: Options, bar: Bar, task: int) -> dict:
     state = {"done": 0}
 
-    def progress(done: int, total: int) -> None:
-        if options.format == "jp2" and state["done"] == 0 and total > 1:
-            bar.advance(task, 0)
+    def progress(done: int, total: int) -> None:  # percent (TIFF) or tiles written (JP2)
         step = done - state["done"]
         if step > 0:
             bar.advance(task, step)
@@ -110,11 +108,7 @@ def _write(image: Any, source: Path, tmp: Path, options: Options, bar: Bar, task
     if options.format == "jp2":
         icc = _blob(image, "icc-profile-data")
         xmp = _blob(image, "xmp-data")
-        total_tiles = _JP2_TOTAL(image)
-        bar_task = bar.add(f"  {source.name} tiles", total_tiles)
-        chosen = write_jp2(image, tmp, options,
-                           lambda d, t: bar.advance(bar_task, 1) if d else None)
-        bar.finish(bar_task)
+        chosen = write_jp2(image, tmp, options, progress)
         chosen["metadata"] = jp2boxes.add_metadata(tmp, icc, xmp)
         return chosen
     chosen = write_tiff(image, tmp, options, None if isinstance(bar, Quiet) else progress)
@@ -122,7 +116,8 @@ def _write(image: Any, source: Path, tmp: Path, options: Options, bar: Bar, task
     return chosen
 
 
-def _JP2_TOTAL(image: Any) -> int:  # noqa: N802 - a count, named like one
+def _jp2_tiles(image: Any) -> int:
+    """How many codestream tiles :func:`.writers.write_jp2` will write."""
     import math
 
     from .writers import jp2_tile_side, resolutions_for

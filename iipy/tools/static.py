@@ -205,10 +205,7 @@ def build(source: Path, outdir: Path, layout: str, ext: str, base_url: str, tile
     with tempfile.TemporaryDirectory(prefix=".iipy-static-", dir=outdir) as work:
         served = servable_source(source, tile, Path(work))
         site = Site(served.parent, iiif_version=2 if layout == "iiif2" else 3)
-        name = served.name if served == source else source.name + ".tif"
-        if served != source:
-            os.rename(served, Path(work) / name)
-            site = Site(Path(work), iiif_version=2 if layout == "iiif2" else 3)
+        name = served.name
         rendered, given, optional = plan(site, name, layout, ext, base_url)
         bar = open_bar(progress)
         task = bar.add(f"{source.name} → {layout}", len(rendered))
