@@ -233,8 +233,13 @@ def format_report(report: Report) -> str:
         lines.append(f"  compression {report.compression}, pages {report.pages or 1}")
     if report.jpeg2000:
         j = report.jpeg2000
-        lines.append(f"  JPEG 2000: tiles {j.get('tiles')}, precincts "
-                     f"{j.get('precincts') or 'none'}, {j.get('progression')}, "
+        precincts = j.get("precincts") or []
+        if precincts and all(p == precincts[0] for p in precincts):
+            shown = f"{precincts[0][0]}x{precincts[0][1]} at every resolution"
+        else:
+            shown = " ".join(f"{a}x{b}" for a, b in precincts) or "none"
+        lines.append(f"  JPEG 2000: tiles {j.get('tiles')}, precincts {shown}, "
+                     f"{j.get('progression')}, "
                      f"{j.get('layers')} layer(s), code-blocks {j.get('code_block')}, "
                      f"{j.get('resolutions')} resolutions, {j.get('wavelet')}")
     if report.tile_ms is not None:
