@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,6 +51,8 @@ def main() -> int:
     parser.add_argument("--size", default="20000x15000")
     parser.add_argument("--dir", default="", help="work directory (default: a temporary one)")
     parser.add_argument("--skip-jp2", action="store_true")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs of each job, alternating the order; medians are printed")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     work = Path(args.dir or tempfile.mkdtemp(prefix="iipy-bench-convert-"))
@@ -79,20 +82,25 @@ def main() -> int:
             "-PLT", "-TLM", "-threads", str(os.cpu_count() or 1)]
     outputs = {"iipy convert (TIFF)": "iipy.tif", "libvips tiffsave": "vips.tif",
                "iipy convert (JP2)": "iipy.jp2", "opj_compress": "opj.jp2"}
-    results = {}
-    for name, argv in jobs.items():
-        (work / outputs[name]).unlink(missing_ok=True)
-        seconds, rss = run(argv, env)
-        size = (work / outputs[name]).stat().st_size / 1e6
-        results[name] = (seconds, rss, size)
-        print(f"{name:22s} {seconds:7.1f} s  peak RSS {rss:6d} MB  output {size:8.1f} MB",
-              flush=True)
+    runs: dict[str, list[tuple[float, int, float]]] = {name: [] for name in jobs}
+    names = list(jobs)
+    for repeat in range(args.repeats):
+        order = names if repeat % 2 == 0 else names[::-1]
+        for name in order:
+            (work / outputs[name]).unlink(missing_ok=True)
+            seconds, rss = run(jobs[name], env)
+            size = (work / outputs[name]).stat().st_size / 1e6
+            runs[name].append((seconds, rss, size))
+            print(f"{name:22s} {seconds:7.1f} s  peak RSS {rss:6d} MB  output {size:8.1f} MB",
+                  flush=True)
+    results = {name: (statistics.median(r[0] for r in rs), max(r[1] for r in rs), rs[-1][2])
+               for name, rs in runs.items()}
     for ours, theirs in (("iipy convert (TIFF)", "libvips tiffsave"),
                          ("iipy convert (JP2)", "opj_compress")):
         if ours in results and theirs in results:
             a, b = results[ours], results[theirs]
-            print(f"{ours} / {theirs}: time {a[0] / b[0]:.2f}x, memory {a[1] / max(b[1], 1):.2f}x,"
-                  f" size {a[2] / b[2]:.2f}x")
+            print(f"{ours} / {theirs} (median of {args.repeats}): time {a[0] / b[0]:.2f}x, "
+                  f"memory {a[1] / max(b[1], 1):.2f}x, size {a[2] / b[2]:.2f}x")
     return 0
 
 
