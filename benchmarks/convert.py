@@ -11,8 +11,9 @@ JPEG), is converted by:
 * ``iipy convert IN out.jp2 --format jp2`` (1024 tiles, RPCL, 256 precincts, 64 blocks)
 * ``opj_compress`` with the same coding parameters
 
-Each runs as its own process; wall time and peak resident memory (the child's
-``ru_maxrss`` from ``wait4``) are printed with the output size, and the ratios
+Each runs as its own process; wall time, CPU time (user + system: steadier than wall
+time on a shared machine) and peak resident memory (the child's ``ru_maxrss`` from
+``wait4``) are printed with the output size, and the ratios
 iipy/reference.  Targets (issue 13): TIFF within 1.2x of libvips' time; memory
 bounded by tile rows, not by the image (a whole 20000x15000 RGB image is 900 MB).
 
@@ -34,8 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 
-def run(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
-    """(seconds, peak RSS in MB) of one child process."""
+def run(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int, float]:
+    """(wall seconds, peak RSS in MB, CPU seconds) of one child process."""
     started = time.perf_counter()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -43,7 +44,7 @@ def run(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int]
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{argv[:4]} failed: {proc.stderr.read().decode()[-2000:]}")
-    return elapsed, usage.ru_maxrss // 1024
+    return elapsed, usage.ru_maxrss // 1024, usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -82,25 +83,26 @@ def main() -> int:
             "-PLT", "-TLM", "-threads", str(os.cpu_count() or 1)]
     outputs = {"iipy convert (TIFF)": "iipy.tif", "libvips tiffsave": "vips.tif",
                "iipy convert (JP2)": "iipy.jp2", "opj_compress": "opj.jp2"}
-    runs: dict[str, list[tuple[float, int, float]]] = {name: [] for name in jobs}
+    runs: dict[str, list[tuple[float, int, float, float]]] = {name: [] for name in jobs}
     names = list(jobs)
     for repeat in range(args.repeats):
         order = names if repeat % 2 == 0 else names[::-1]
         for name in order:
             (work / outputs[name]).unlink(missing_ok=True)
-            seconds, rss = run(jobs[name], env)
+            seconds, rss, cpu = run(jobs[name], env)
             size = (work / outputs[name]).stat().st_size / 1e6
-            runs[name].append((seconds, rss, size))
-            print(f"{name:22s} {seconds:7.1f} s  peak RSS {rss:6d} MB  output {size:8.1f} MB",
-                  flush=True)
-    results = {name: (statistics.median(r[0] for r in rs), max(r[1] for r in rs), rs[-1][2])
-               for name, rs in runs.items()}
+            runs[name].append((seconds, rss, size, cpu))
+            print(f"{name:22s} {seconds:7.1f} s (CPU {cpu:7.1f} s)  peak RSS {rss:6d} MB  "
+                  f"output {size:8.1f} MB", flush=True)
+    results = {name: (statistics.median(r[0] for r in rs), max(r[1] for r in rs), rs[-1][2],
+                      statistics.median(r[3] for r in rs)) for name, rs in runs.items()}
     for ours, theirs in (("iipy convert (TIFF)", "libvips tiffsave"),
                          ("iipy convert (JP2)", "opj_compress")):
         if ours in results and theirs in results:
             a, b = results[ours], results[theirs]
             print(f"{ours} / {theirs} (median of {args.repeats}): time {a[0] / b[0]:.2f}x, "
-                  f"memory {a[1] / max(b[1], 1):.2f}x, size {a[2] / b[2]:.2f}x")
+                  f"CPU {a[3] / b[3]:.2f}x, memory {a[1] / max(b[1], 1):.2f}x, "
+                  f"size {a[2] / b[2]:.2f}x")
     return 0
 
 
