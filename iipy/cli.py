@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="iipy",
         description="IIPImage-compatible image server (FastCGI or HTTP). "
         "Configured with iipsrv's environment variables.",
+        epilog="Other commands: iipy demo | convert | check | static (each with --help).",
     )
     parser.add_argument("--bind", metavar="ADDRESS", help="FastCGI on HOST:PORT or a UNIX path")
     parser.add_argument("--http", metavar="HOST:PORT", help="serve plain HTTP instead")
