@@ -137,8 +137,12 @@ def _blob(image: Any, name: str) -> bytes | None:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+    """One line: the message, plus libvips' distinct detail lines (its reason is there)."""
+    text = (getattr(exc, "message", "") or str(exc)).strip() or type(exc).__name__
+    line = text.splitlines()[0]
+    detail = [d.strip() for d in str(getattr(exc, "detail", "")).splitlines()]
+    reasons = [d for d in dict.fromkeys(detail) if d and "Unknown tag" not in d]
+    return f"{line}: {'; '.join(reasons)}"[:300] if reasons else line
 
 
 def plan(sources: list[Path], destination: Path, fmt: str) -> list[Job]:
