@@ -252,3 +252,23 @@ def _libvips_writes_zstd() -> bool:
     except pyvips.Error:
         return False
     return True
+
+
+def test_exif_text_of_a_jpeg_becomes_tiff_tags(tmp_path):
+    """libvips writes no EXIF into a TIFF: Artist and Copyright of a JPEG become TIFF tags."""
+    import pyvips
+
+    image = toolimages.picture(640, 480)
+    image.set_type(pyvips.GValue.gstr_type, "exif-ifd0-Artist", "Ada Lovelace")
+    image.set_type(pyvips.GValue.gstr_type, "exif-ifd0-Copyright", "CC BY 4.0 Example Museum")
+    image.jpegsave(str(tmp_path / "camera.jpg"))
+    result = iipy("convert", str(tmp_path / "camera.jpg"), str(tmp_path / "camera.tif"))
+    assert result.returncode == 0, result.stderr
+    from iipy.decoders import decoder_for
+
+    decoder = decoder_for(str(tmp_path / "camera.tif"))
+    try:
+        assert decoder.info.metadata["creator"] == "Ada Lovelace"
+        assert decoder.info.metadata["rights"] == "CC BY 4.0 Example Museum"
+    finally:
+        decoder.close()

@@ -112,7 +112,8 @@ def _write(image: Any, source: Path, tmp: Path, options: Options, bar: Bar, task
         chosen["metadata"] = jp2boxes.add_metadata(tmp, icc, xmp)
         return chosen
     chosen = write_tiff(image, tmp, options, None if isinstance(bar, Quiet) else progress)
-    chosen["tags"] = tifftags.add_text_tags(tmp, tifftags.read_text_tags(source))
+    tags = {**tifftags.exif_text_tags(image), **tifftags.read_text_tags(source)}
+    chosen["tags"] = tifftags.add_text_tags(tmp, tags)
     return chosen
 
 

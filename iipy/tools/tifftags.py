@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
+from typing import Any
 
 from ..decoders.tiffdir import read_structure
 
@@ -22,6 +23,42 @@ TEXT_TAGS = {
     316: "HostComputer", 33432: "Copyright",
 }
 ASCII = 2
+
+
+def exif_text_tags(image: Any) -> dict[int, bytes]:
+    """The text tags in the EXIF IFD0 of a JPEG, PNG, WebP or HEIF source (libvips does
+    not write EXIF into a TIFF, so they would be lost), read from the raw EXIF block."""
+    try:
+        blob = bytes(image.get("exif-data")) if image.get_typeof("exif-data") else b""
+    except Exception:  # noqa: BLE001 - no EXIF
+        return {}
+    if blob.startswith(b"Exif\0\0"):
+        blob = blob[6:]
+    try:
+        return ifd0_text(blob)
+    except (struct.error, IndexError):
+        return {}
+
+
+def ifd0_text(data: bytes) -> dict[int, bytes]:
+    """TEXT_TAGS of the first IFD of a classic TIFF structure held in ``data``."""
+    if data[:2] not in (b"II", b"MM"):
+        return {}
+    order = "<" if data[:2] == b"II" else ">"
+    first = struct.unpack(order + "I", data[4:8])[0]
+    count = struct.unpack(order + "H", data[first:first + 2])[0]
+    found = {}
+    for i in range(count):
+        entry = data[first + 2 + 12 * i:first + 14 + 12 * i]
+        tag, typ, n = struct.unpack(order + "HHI", entry[:8])
+        if tag not in TEXT_TAGS or typ != ASCII or n == 0:
+            continue
+        value = entry[8:8 + n] if n <= 4 else data[
+            struct.unpack(order + "I", entry[8:12])[0]:][:n]
+        text = value.split(b"\0", 1)[0].strip()
+        if text:
+            found[tag] = text + b"\0"
+    return found
 
 
 def read_text_tags(path: Path) -> dict[int, bytes]:
