@@ -272,3 +272,14 @@ def test_exif_text_of_a_jpeg_becomes_tiff_tags(tmp_path):
         assert decoder.info.metadata["rights"] == "CC BY 4.0 Example Museum"
     finally:
         decoder.close()
+
+
+def test_check_flags_a_tiled_tiff_without_levels(tmp_path):
+    flat = tmp_path / "flat.tif"
+    toolimages.picture(3000, 2000).tiffsave(str(flat), tile=True, tile_width=256,
+                                             tile_height=256, compression="jpeg", Q=85)
+    result = iipy("check", str(flat))
+    assert result.returncode == 0  # iipy serves it (slowly at small sizes)
+    assert "serves, with problems" in result.stdout
+    assert "too few levels: 1 of 5" in result.stdout
+    assert f"fix: iipy convert {flat}" in result.stdout

@@ -239,3 +239,19 @@ def test_openseadragon_shows_the_static_tree(site, trees, tmp_path, layout):
     assert stats["home"]["non_black"] > 0.5  # 2600x1900 fills most of 900x650
     assert stats["full_resolution"]["non_black"] > 0.95
 
+
+
+def test_static_tile_size_and_format_options(site, tmp_path):
+    """--tile 512 --format png: the source is re-tiled first; tiles are 512 PNGs."""
+    _, images, _ = site
+    out = tmp_path / "dz"
+    result = iipy("static", str(images / "picture.jpg"), str(out), "--layout", "deepzoom",
+                  "--tile", "512", "--format", "png")
+    assert result.returncode == 0, result.stderr
+    descriptor = (out / "picture.jpg.tif.dzi").read_text()
+    assert 'TileSize="512"' in descriptor and 'Format="png"' in descriptor
+    tile = Image.open(out / "picture.jpg.tif_files" / "12" / "1_1.png")
+    assert tile.format == "PNG" and tile.size == (512, 512)
+    assert not [p for p in out.iterdir() if p.name.startswith(".iipy-static-")]
+    again = iipy("static", str(images / "picture.jpg"), str(out), "--layout", "deepzoom")
+    assert again.returncode == 1 and "not empty" in again.stderr
