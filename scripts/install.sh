@@ -18,11 +18,13 @@ mode="${1:-}"
 if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
   # libmagic1: python-magic, imported by the IIIF validator
   packages="$packages lighttpd apache2 libapache2-mod-fcgid iipimage-server libopenjp2-tools libmagic1"
+fi
+if [ "$mode" = "bench" ]; then packages="$packages wrk"; fi
+if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
   # chromium: OpenSeadragon on `iipy static` trees (tests/test_tools_static.py, via Playwright)
   packages="$packages chromium"
   command -v npm >/dev/null 2>&1 || packages="$packages npm"
 fi
-if [ "$mode" = "bench" ]; then packages="$packages wrk"; fi
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
