@@ -193,7 +193,7 @@ def screenshot_stats(png: bytes) -> dict[str, float]:
             "non_black": float(np.mean(flat.max(axis=1) > 16))}
 
 
-@pytest.mark.parametrize("layout", ["iiif3", "deepzoom"])
+@pytest.mark.parametrize("layout", ["iiif3", "iiif2", "deepzoom", "zoomify"])
 def test_openseadragon_shows_the_static_tree(site, trees, tmp_path, layout):
     assert OPENSEADRAGON.is_file(), "OpenSeadragon missing: bash scripts/install.sh test"
     assert Path(CHROMIUM).exists(), "Chromium missing: bash scripts/install.sh test"
@@ -201,8 +201,11 @@ def test_openseadragon_shows_the_static_tree(site, trees, tmp_path, layout):
 
     web, _, htdocs = site
     shutil.copy(OPENSEADRAGON, htdocs / "openseadragon.min.js")
-    source = {"iiif3": "/st-iiif3/info.json", "deepzoom": f"/st-deepzoom/{NAME}.dzi"}[layout]
-    (htdocs / f"view-{layout}.html").write_text(VIEWER.replace("__SOURCE__", source))
+    source = {"iiif3": '"/st-iiif3/info.json"', "iiif2": '"/st-iiif2/info.json"',
+              "deepzoom": f'"/st-deepzoom/{NAME}.dzi"',
+              "zoomify": '{type: "zoomifytileservice", width: 2600, height: 1900, '
+                         'tilesUrl: "/st-zoomify/"}'}[layout]
+    (htdocs / f"view-{layout}.html").write_text(VIEWER.replace('"__SOURCE__"', source))
     requested: list[tuple[int, str]] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
@@ -223,8 +226,10 @@ def test_openseadragon_shows_the_static_tree(site, trees, tmp_path, layout):
             browser.close()
     tiles = [(s, u) for s, u in requested if u.endswith(".jpg")]
     assert tiles and all(s == 200 for s, _ in tiles), [t for t in tiles if t[0] != 200]
-    full_resolution = {"iiif3": ",256,256/256,256/", "deepzoom": "_files/12/"}[layout]
-    assert any(full_resolution in u for _, u in tiles)  # 12 = ceil(log2(2600))
+    # 12 = ceil(log2(2600)); Zoomify's top level is 4 (2600, 1300, 650, 325, 162 wide)
+    full_resolution = {"iiif3": ",256,256/256,256/", "iiif2": ",256,256/256,/",
+                       "deepzoom": "_files/12/", "zoomify": "/4-"}[layout]
+    assert any(full_resolution in u for _, u in tiles)
     stats = {"home": screenshot_stats(home), "full_resolution": screenshot_stats(deep),
              "tile_requests": len(tiles)}
     (tmp_path / f"openseadragon-{layout}.png").write_bytes(home)
