@@ -36,6 +36,7 @@ from .cache import LRUCache
 from .encoders import encode
 from .export import RegionJob, finish_colour, render_region
 from .geometry import choose_level, region_box
+from .tilecache import SharedTiles
 from .transforms import flatten_for, histogram, orient, rotate_arbitrary, to_8bit
 from .watermark import RandomSource, Spot, Watermark, load_watermark
 
@@ -88,6 +89,7 @@ class Renderer:
         )
         self._rng = rng
         self._rng_pid = -1
+        self.shared = SharedTiles.from_settings(settings)  # memcached, or None
 
     @property
     def watermarking(self) -> bool:
@@ -201,9 +203,11 @@ class Renderer:
         cached = self._tiles.get(key)
         if cached is not None:
             return cached
-        pixels = entry.decoder.read_tile(native, column, row, **self._layers(info, view))
-        pixels = self._pixels(entry, pixels, view)
-        data = self._encode(info, native, pixels, view)
+        shared = self.shared.key(view, entry.record.stamp) if self.shared else b""
+        if (data := self.shared.get(shared) if self.shared else None) is None:
+            pixels = entry.decoder.read_tile(native, column, row, **self._layers(info, view))
+            data = self._encode(info, native, self._pixels(entry, pixels, view), view)
+            self.shared and self.shared.put(shared, data)
         self._tiles.put(key, data)
         return data
 
@@ -280,6 +284,15 @@ class Renderer:
         """A region (fractions of the image) scaled to width×height (before
         rotation: 90° and 270° swap the output's sides), with XMP."""
         entry = self._entry_for(view)
+        shared = self.shared if not self.watermarking else None
+        key = shared.key(view, entry.record.stamp, region, width, height) if shared else b""
+        if (data := shared.get(key) if shared else None) is None:
+            data = self._region(entry, view, region, width, height)
+            shared and shared.put(key, data)
+        return data
+
+    def _region(self, entry: _Entry, view: View, region: tuple[float, float, float, float],
+                width: int, height: int) -> bytes:
         info = entry.record.info
         native = choose_level(info, region, width, height)
         box = region_box(info, native, region)

@@ -86,6 +86,11 @@ class Application:
             response = Response(500, b"internal server error\n", "text/plain", cacheable=False)
         status, headers = self.finish(response)
         start_response(status, headers)
+        shared = self.renderer.shared
+        if shared and response.status == 200 and response.cacheable and method == "GET":
+            if not self.renderer.watermarking:  # the front end's copy (nginx memcached_pass)
+                shared.put_front(environ.get("REQUEST_URI", ""), response.content_type,
+                                 response.body)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "%s %s -> %s (%.2f ms)",

@@ -1,0 +1,83 @@
+"""The shared (memcached) cache of encoded tiles and exports, and the front
+end's copy of JPEG tiles.
+
+Two kinds of entries, both written only when ``MEMCACHED_SERVERS`` is set:
+
+* **render entries**, looked up before any decode.  The key is a digest of
+  what makes the bytes differ: the View (path, kind, format, quality,
+  resolution, tile, processing, layers), the file's version (mtime, size,
+  inode: a replaced image gets new keys, so iipy never serves a stale tile)
+  and the settings that shape output (a digest of them all, so hosts with
+  different settings may share one memcached).
+* **front entries** (``IIPY_FRONT_CACHE``, on by default with memcached): a
+  JPEG tile is also stored under ``iipy:`` + its request URI, escaped as
+  nginx's ``memcached_key`` escapes it, so the front end can answer the next
+  request for that URI from memcached without reaching iipy
+  (``nginx/iipy.conf``).  These cannot see a replaced file: they last until
+  ``MEMCACHED_TIMEOUT`` expires them (or memcached is flushed).
+
+Watermarked responses differ per request and are never stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from ..models import View
+from ..settings import Settings
+from .memcache import Memcache, parse_servers
+
+#: request URIs whose JPEG answers are tiles (IIP JTL, IIIF, DeepZoom, Zoomify);
+#: the ``map`` in nginx/iipy.conf uses the same expression
+FRONT_URI = re.compile(
+    r"[?&]JTL=|/iiif/.*\.jpg$|_files/\d+/\d+_\d+\.jpg$|/TileGroup\d+/", re.IGNORECASE
+)
+FRONT_PREFIX = b"iipy:"
+MAX_KEY = 250  # memcached's key limit
+_ESCAPE = frozenset(range(0x21)) | {ord("%")}  # nginx escapes these in memcached_key
+
+
+def front_key(uri: str) -> bytes | None:
+    """The key nginx computes from ``"iipy:$request_uri"`` (None: too long)."""
+    raw = uri.encode("latin-1", "replace")
+    if any(b in _ESCAPE for b in raw):
+        raw = b"".join(b"%%%02X" % b if b in _ESCAPE else bytes((b,)) for b in raw)
+    key = FRONT_PREFIX + raw
+    return key if len(key) <= MAX_KEY else None
+
+
+class SharedTiles:
+    """Render entries and front entries on one memcached client."""
+
+    def __init__(self, cache: Memcache, settings: Settings, front: bool) -> None:
+        self.cache = cache
+        self.front = front
+        self._salt = hashlib.blake2b("\n".join(settings.summary()).encode(), digest_size=8)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SharedTiles | None:
+        servers = parse_servers(settings.memcached_servers)
+        if not servers:
+            return None
+        cache = Memcache(servers, settings.memcached_timeout)
+        return cls(cache, settings, settings.front_cache)
+
+    def key(self, view: View, stamp: tuple[int, ...], *extra: object) -> bytes:
+        digest = self._salt.copy()
+        digest.update(repr((view, stamp, extra)).encode("utf-8", "surrogateescape"))
+        return b"iipy:r:" + digest.hexdigest().encode()
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.cache.get(key)
+
+    def put(self, key: bytes, data: bytes) -> None:
+        self.cache.set(key, data)
+
+    def put_front(self, uri: str, content_type: str, data: bytes) -> None:
+        """Store a JPEG tile answer under its URI for the front end."""
+        if not self.front or content_type != "image/jpeg" or not FRONT_URI.search(uri):
+            return
+        key = front_key(uri)
+        if key is not None:
+            self.cache.set(key, data)

@@ -1,0 +1,189 @@
+"""Debian's nginx and memcached, really started, for the tests and benchmarks.
+
+nginx runs from ``nginx/iipy.conf`` (the shipped file, only its @upstream and @listen
+blocks replaced) plus ``nginx/fastcgi_iipy.inc`` verbatim, in front of one or more
+running FastCGI back ends (``iipy --bind``).  memcached runs on a free port.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from fcgi_client import Address
+from servers import (
+    HOST,
+    REPO_ROOT,
+    STARTUP_TIMEOUT,
+    ManagedProcess,
+    Server,
+    WebServer,
+    _base_environment,
+    _launch,
+    _prepare_docroot,
+    _replace_marked,
+    _require,
+    _start_web_server,
+    _wait_until,
+    _workdir,
+    free_port,
+)
+
+NGINX_TEMPLATE = REPO_ROOT / "nginx" / "iipy.conf"
+NGINX_PARAMS = REPO_ROOT / "nginx" / "fastcgi_iipy.inc"
+
+
+def have_nginx() -> bool:
+    return shutil.which("nginx") is not None or Path("/usr/sbin/nginx").exists()
+
+
+def have_memcached() -> bool:
+    return shutil.which("memcached") is not None
+
+
+class Memcached(ManagedProcess):
+    """memcached on 127.0.0.1:port; :meth:`stats` reads its counters."""
+
+    port: int = 0
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    def command(self, line: str) -> str:
+        with socket.create_connection((HOST, self.port), timeout=5) as sock:
+            sock.sendall(line.encode() + b"\r\n")
+            data = b""
+            while not data.endswith((b"END\r\n", b"OK\r\n", b"ERROR\r\n")):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        return data.decode("latin-1")
+
+    def stats(self) -> dict[str, int]:
+        out = {}
+        for line in self.command("stats").splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == "STAT" and parts[2].isdigit():
+                out[parts[1]] = int(parts[2])
+        return out
+
+    def flush(self) -> None:
+        self.command("flush_all")
+
+
+def start_memcached(port: int | None = None, megabytes: int = 256) -> Memcached:
+    binary = _require("memcached")
+    directory, owned = _workdir(None, "iipy-memcached-")
+    chosen = port or free_port()
+    argv = [binary, "-l", HOST, "-p", str(chosen), "-U", "0", "-m", str(megabytes), "-t", "1"]
+    argv += ["-u", "root"] if _is_root() else []
+    output = directory / "memcached.out"
+    process = _launch(argv, _base_environment(), directory, output)
+    server = Memcached("memcached", process, directory, [output], owned)
+    server.port = chosen
+
+    def accepts() -> bool:
+        try:
+            socket.create_connection((HOST, chosen), timeout=0.5).close()
+        except OSError:
+            return False
+        return True
+
+    try:
+        _wait_until(accepts, STARTUP_TIMEOUT, process, f"memcached on {chosen}")
+    except (ChildProcessError, TimeoutError) as exc:
+        server.stop()
+        raise RuntimeError(f"memcached did not start: {exc}\n{server.log_tail()}") from None
+    return server
+
+
+def _is_root() -> bool:
+    import os
+
+    return os.geteuid() == 0
+
+
+def _target(backend: Server | Address) -> str:
+    address = backend.address if isinstance(backend, Server) else backend
+    if isinstance(address, tuple):
+        return f"{address[0]}:{address[1]}"
+    return f"unix:{address}"
+
+
+def render_nginx_conf(
+    backends: Sequence[Server | Address],
+    memcached: str | None,
+    port: int,
+    docroot: Path,
+    keepalive: int = 0,
+    template: Path = NGINX_TEMPLATE,
+) -> str:
+    """nginx/iipy.conf with the @upstream and @listen blocks set for this run.
+
+    ``keepalive`` 0 leaves out the upstream's keepalive pool (a connection per request);
+    without ``memcached`` the front-end lookup points at a closed port (every lookup is a
+    miss, as when memcached is down).
+    """
+    servers = "".join(f"    server {_target(b)} max_fails=1 fail_timeout=5s;\n" for b in backends)
+    pool = f"    keepalive {keepalive};\n" if keepalive else ""
+    upstream = (
+        f"upstream iipy {{\n{servers}{pool}}}\n"
+        f"upstream iipy_memcached {{\n    server {memcached or f'{HOST}:1'};\n"
+        "    keepalive 8;\n}\n"
+    )
+    listen = f"listen {HOST}:{port};\nserver_name _;\nroot {docroot};\n"
+    text = _replace_marked(NGINX_TEMPLATE.read_text(), "upstream", upstream)
+    return _replace_marked(text, "listen", listen)
+
+
+def _main_conf(directory: Path, workers: int) -> str:
+    temp = directory / "tmp"
+    temp.mkdir(exist_ok=True)
+    user = "user root;\n" if _is_root() else ""
+    paths = "".join(
+        f"    {name}_temp_path {temp / name};\n"
+        for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return (
+        f"{user}daemon off;\nworker_processes {workers};\npid {directory / 'nginx.pid'};\n"
+        f"error_log {directory / 'nginx-error.log'} warn;\n"
+        "events { worker_connections 4096; }\n"
+        "http {\n    access_log off;\n"
+        "    types { text/html html; image/jpeg jpg; application/json json; }\n"
+        f"{paths}    include {directory / 'iipy.conf'};\n}}\n"
+    )
+
+
+def start_nginx(
+    backends: Sequence[Server | Address],
+    memcached: str | None = None,
+    *,
+    keepalive: int = 0,
+    workers: int = 1,
+    timeout: float = STARTUP_TIMEOUT,
+) -> WebServer:
+    """nginx in the foreground in front of running FastCGI ``backends``."""
+    binary = _require("nginx")
+    directory, owned = _workdir(None, "iipy-nginx-")
+    directory.chmod(0o755)
+    _prepare_docroot(directory)
+    shutil.copy(NGINX_PARAMS, directory / "fastcgi_iipy.inc")
+    logs = [directory / "nginx-error.log"]
+
+    def configure(chosen: int) -> list[str]:
+        (directory / "iipy.conf").write_text(
+            render_nginx_conf(backends, memcached, chosen, directory / "htdocs", keepalive)
+        )
+        conf = directory / "nginx.conf"
+        conf.write_text(_main_conf(directory, workers))
+        return [binary, "-c", str(conf), "-p", str(directory)]
+
+    server = _start_web_server("nginx", configure, directory, owned, logs, None,
+                               "/fcgi-bin/iipsrv.fcgi", timeout)
+    time.sleep(0.05)
+    return server
