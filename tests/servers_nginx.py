@@ -57,7 +57,11 @@ class Memcached(ManagedProcess):
         with socket.create_connection((HOST, self.port), timeout=5) as sock:
             sock.sendall(line.encode() + b"\r\n")
             data = b""
-            while not data.endswith((b"END\r\n", b"OK\r\n", b"ERROR\r\n")):
+            ends = (b"END\r\n", b"OK\r\n", b"ERROR\r\n")
+            one_line = (b"HD", b"EN", b"ME ", b"NF", b"NS")  # meta commands answer one line
+            while not data.endswith(ends) and not (
+                data.startswith(one_line) and data.endswith(b"\n")
+            ):
                 chunk = sock.recv(65536)
                 if not chunk:
                     break
@@ -121,6 +125,7 @@ def render_nginx_conf(
     port: int,
     docroot: Path,
     keepalive: int = 0,
+    front: bool = True,
     template: Path = NGINX_TEMPLATE,
 ) -> str:
     """nginx/iipy.conf with the @upstream and @listen blocks set for this run.
@@ -137,7 +142,9 @@ def render_nginx_conf(
         "    keepalive 8;\n}\n"
     )
     listen = f"listen {HOST}:{port};\nserver_name _;\nroot {docroot};\n"
-    text = _replace_marked(NGINX_TEMPLATE.read_text(), "upstream", upstream)
+    text = _replace_marked(template.read_text(), "upstream", upstream)
+    if not front:
+        text = text.replace("if ($iipy_front) { return 418; }", "")
     return _replace_marked(text, "listen", listen)
 
 
@@ -165,6 +172,7 @@ def start_nginx(
     *,
     keepalive: int = 0,
     workers: int = 1,
+    front: bool = True,
     timeout: float = STARTUP_TIMEOUT,
 ) -> WebServer:
     """nginx in the foreground in front of running FastCGI ``backends``."""
@@ -177,7 +185,9 @@ def start_nginx(
 
     def configure(chosen: int) -> list[str]:
         (directory / "iipy.conf").write_text(
-            render_nginx_conf(backends, memcached, chosen, directory / "htdocs", keepalive)
+            render_nginx_conf(
+                backends, memcached, chosen, directory / "htdocs", keepalive, front
+            )
         )
         conf = directory / "nginx.conf"
         conf.write_text(_main_conf(directory, workers))
