@@ -108,23 +108,32 @@ def web(server: WebServer, name: str, backend_roots: list[int], memcached: list[
 
 
 def start_setups(image: run.BenchImage, warm: bool, memcached: str, mc_pid: int,
-                 workdir: Path) -> tuple[dict[str, Setup], list]:
+                 workdir: Path, args: argparse.Namespace) -> tuple[dict[str, Setup], list]:
     """iipy/nginx, iipy/lighttpd, iipsrv/lighttpd (+ static ceilings when warm)."""
     prefix = f"{image.path.parent}/"
     base = {"FILESYSTEM_PREFIX": prefix, "VERBOSITY": "0", "URI_MAP": ""}
     cache = {"MEMCACHED_SERVERS": memcached if warm else ""}
     owned: list = []
     setups: dict[str, Setup] = {}
-    iipy_env = iipy_environment({**base, **cache, "LOGFILE": str(workdir / "iipy-nginx.log")})
-    backend = start_fcgi_command(iipy_argv(), iipy_env, extra_args=["--processes", str(PROCESSES)])
-    nginx = start_nginx([backend], memcached if warm else None, workers=2, front=warm)
-    owned += [backend, nginx]
     mc = [mc_pid] if warm else []
-    setups["iipy/nginx"] = web(nginx, "iipy/nginx", [backend.pid], mc, False)
+    variants = [("iipy/nginx", os.environ.get("PYTHONPATH", ""), 0)]
+    if args.keepalive_tree:  # another checkout's iipy (a FastCGI loop with keep-alive)
+        variants.append(("iipy/nginx keep-alive", args.keepalive_tree, PROCESSES))
+    for label, path, keepalive in variants:
+        iipy_env = iipy_environment({**base, **cache, "LOGFILE": str(workdir / "nginx.log")})
+        iipy_env["PYTHONPATH"] = os.pathsep.join(filter(None, [path, iipy_env["PYTHONPATH"]]))
+        sock = workdir / f"{label.replace('/', '-').replace(' ', '-')}-{int(warm)}.sock"
+        backend = start_fcgi_command(iipy_argv(), iipy_env, unix_socket=sock,
+                                     extra_args=["--processes", str(PROCESSES)])
+        nginx = start_nginx([backend], memcached if warm else None, workers=1, front=warm,
+                            keepalive=keepalive)
+        owned += [backend, nginx]
+        setups[label] = web(nginx, label, [backend.pid], mc, False)
     lighttpd_env = {**base, **cache, "IIPY_FRONT_CACHE": "0",
                     "LOGFILE": str(workdir / "iipy-lighttpd.log")}
     lt = start_lighttpd(Spawn(iipy_argv(), iipy_environment(lighttpd_env), PROCESSES),
-                        workdir / ("iipy-lt-warm" if warm else "iipy-lt-cold"))
+                        workdir / ("iipy-lt-warm" if warm else "iipy-lt-cold"),
+                        mounts=(DEFAULT_MOUNT, IIIF_MOUNT))
     owned.append(lt)
     setups["iipy/lighttpd"] = web(lt, "iipy/lighttpd", [], mc, True)
     srv_env = {**base, **cache, "URI_MAP": "iiif=>IIIF", "LOGFILE": str(workdir / "iipsrv.log")}
@@ -182,8 +191,8 @@ def warm_up(setup: Setup, paths: list[str]) -> int:
 SCENARIOS = {  # name -> (warm?, how requests are made, setups measured)
     "warm random tiles": (True, "random", None),
     "hot tile": (True, "hot", None),
-    "warm IIIF tiles": (True, "iiif", ("iipy/nginx", "iipy/lighttpd", "iipsrv/lighttpd")),
-    "OBJ": (True, "obj", ("iipy/nginx", "iipy/lighttpd", "iipsrv/lighttpd")),
+    "warm IIIF tiles": (True, "iiif", None),
+    "OBJ": (True, "obj", None),
     "cold random tiles": (False, "random", None),
     "cold IIIF tiles": (False, "iiif", None),
 }
@@ -229,6 +238,9 @@ def measure(setups: dict[str, Setup], names: list[str], how: str, image: run.Ben
     return results
 
 
+CPU_COLUMNS = ("iipy/nginx", "iipy/lighttpd", "iipsrv 1.1/lighttpd")
+
+
 def _cpu(results: dict[str, Result], name: str) -> str:
     """Median CPU µs per request, in total and per component."""
     if name not in results:
@@ -240,8 +252,9 @@ def _cpu(results: dict[str, Result], name: str) -> str:
 
 def table(all_results: dict[str, dict[str, Result]]) -> str:
     lines = ["| scenario | iipy/nginx | iipy/lighttpd | iipsrv 1.1/lighttpd | nginx÷iipsrv "
-             "| lighttpd÷iipsrv | % of static | CPU µs/req (nginx setup) | CPU µs/req iipsrv "
-             "| errors |", "|" + "---|" * 10]
+             "| lighttpd÷iipsrv | % of nginx static | errors |", "|" + "---|" * 8]
+    cpu_lines = ["| scenario | " + " | ".join(CPU_COLUMNS) + " |", "|" + "---|" * 4]
+    extra_lines = []
     statics = {}
     for results in all_results.values():
         for name in ("static/nginx", "static/lighttpd"):
@@ -256,10 +269,22 @@ def table(all_results: dict[str, dict[str, Result]]) -> str:
         lines.append(
             f"| {scenario} | {ours:,.0f} | {lt:,.0f} | {base:,.0f} | "
             f"{ours / base if base else 0:.2f}× | {lt / base if base else 0:.2f}× | {share} | "
-            f"{_cpu(results, 'iipy/nginx')} | {_cpu(results, 'iipsrv/lighttpd')} | {errors} |")
+            f"{errors} |")
+        cpu_lines.append(f"| {scenario} | " + " | ".join(
+            _cpu(results, n) for n in ("iipy/nginx", "iipy/lighttpd", "iipsrv/lighttpd")) + " |")
+        ka = results.get("iipy/nginx keep-alive")
+        if ka and base:
+            extra_lines.append(f"| {scenario} | {ka.median():,.0f} | {ka.median() / base:.2f}× "
+                               f"| {_cpu(results, 'iipy/nginx keep-alive')} | {ka.errors} |")
     static = ", ".join(f"{n} {v:,.0f} req/s" for n, v in statics.items())
-    return "\n".join(lines) + (f"\n\nStatic-file ceiling (same tile as a file): {static}"
-                               if static else "")
+    out = "\n".join(lines) + (f"\n\nStatic-file ceiling (same tile as a file): {static}"
+                              if static else "")
+    out += "\n\nCPU µs per request (server processes, median):\n\n" + "\n".join(cpu_lines)
+    if extra_lines:
+        out += ("\n\niipy behind nginx with FastCGI keep-alive:\n\n| scenario | req/s "
+                "| ÷iipsrv | CPU µs/req | errors |\n|---|---|---|---|---|\n"
+                + "\n".join(extra_lines))
+    return out
 
 
 def main() -> int:
@@ -270,6 +295,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--keepalive-tree", default="",
+                        help="also run iipy from this source tree behind nginx with FastCGI "
+                             "keep-alive (needs a FastCGI loop that serves several connections)")
     args = parser.parse_args()
     image = run.describe_image(run.ensure_image(run.default_cache_dir(), args.size))
     workdir = Path(tempfile.mkdtemp(prefix="iipy-frontends-"))
@@ -284,12 +312,13 @@ def main() -> int:
             names = [n for n in chosen if SCENARIOS[n][0] == warm]
             if not names:
                 continue
-            setups, owned = start_setups(image, warm, memcached.address, memcached.pid, workdir)
+            setups, owned = start_setups(image, warm, memcached.address, memcached.pid,
+                                         workdir, args)
             try:
                 for scenario in names:
                     _, how, only = SCENARIOS[scenario]
                     measured = [n for n in setups if (only is None or n in only)
-                                and (how in ("random", "hot") or not n.startswith("static"))]
+                                and (how == "random" or not n.startswith("static"))]
                     if warm and how in ("random", "iiif"):
                         paths = tile_paths(image, "iip" if how == "random" else "iiif")
                         for name in measured:

@@ -160,7 +160,7 @@ def _main_conf(directory: Path, workers: int) -> str:
         f"{user}daemon off;\nworker_processes {workers};\npid {directory / 'nginx.pid'};\n"
         f"error_log {directory / 'nginx-error.log'} warn;\n"
         "events { worker_connections 4096; }\n"
-        "http {\n    access_log off;\n"
+        "http {\n    access_log off;\n    sendfile on;\n    tcp_nopush on;\n"
         "    types { text/html html; image/jpeg jpg; application/json json; }\n"
         f"{paths}    include {directory / 'iipy.conf'};\n}}\n"
     )
