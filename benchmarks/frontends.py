@@ -238,7 +238,8 @@ def measure(setups: dict[str, Setup], names: list[str], how: str, image: run.Ben
     return results
 
 
-CPU_COLUMNS = ("iipy/nginx", "iipy/lighttpd", "iipsrv 1.1/lighttpd")
+CPU_COLUMNS = ("iipy/nginx", "iipy/lighttpd", "iipsrv 1.1/lighttpd", "static/nginx",
+               "static/lighttpd")
 
 
 def _cpu(results: dict[str, Result], name: str) -> str:
@@ -253,7 +254,7 @@ def _cpu(results: dict[str, Result], name: str) -> str:
 def table(all_results: dict[str, dict[str, Result]]) -> str:
     lines = ["| scenario | iipy/nginx | iipy/lighttpd | iipsrv 1.1/lighttpd | nginx÷iipsrv "
              "| lighttpd÷iipsrv | % of nginx static | errors |", "|" + "---|" * 8]
-    cpu_lines = ["| scenario | " + " | ".join(CPU_COLUMNS) + " |", "|" + "---|" * 4]
+    cpu_lines = ["| scenario | " + " | ".join(CPU_COLUMNS) + " |", "|" + "---|" * 6]
     extra_lines = []
     statics = {}
     for results in all_results.values():
@@ -271,7 +272,8 @@ def table(all_results: dict[str, dict[str, Result]]) -> str:
             f"{ours / base if base else 0:.2f}× | {lt / base if base else 0:.2f}× | {share} | "
             f"{errors} |")
         cpu_lines.append(f"| {scenario} | " + " | ".join(
-            _cpu(results, n) for n in ("iipy/nginx", "iipy/lighttpd", "iipsrv/lighttpd")) + " |")
+            _cpu(results, n) for n in ("iipy/nginx", "iipy/lighttpd", "iipsrv/lighttpd",
+                                       "static/nginx", "static/lighttpd")) + " |")
         ka = results.get("iipy/nginx keep-alive")
         if ka and base:
             extra_lines.append(f"| {scenario} | {ka.median():,.0f} | {ka.median() / base:.2f}× "

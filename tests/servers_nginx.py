@@ -48,13 +48,28 @@ class Memcached(ManagedProcess):
     """memcached on 127.0.0.1:port; :meth:`stats` reads its counters."""
 
     port: int = 0
+    unix_socket: str = ""  # set when memcached listens on a UNIX socket instead
 
     @property
     def address(self) -> str:
-        return f"{HOST}:{self.port}"
+        """As MEMCACHED_SERVERS takes it."""
+        return self.unix_socket or f"{HOST}:{self.port}"
+
+    @property
+    def nginx_address(self) -> str:
+        """As an nginx upstream ``server`` takes it."""
+        return f"unix:{self.unix_socket}" if self.unix_socket else self.address
+
+    def _connect(self) -> socket.socket:
+        if self.unix_socket:
+            sock = socket.socket(socket.AF_UNIX)
+            sock.settimeout(5)
+            sock.connect(self.unix_socket)
+            return sock
+        return socket.create_connection((HOST, self.port), timeout=5)
 
     def command(self, line: str) -> str:
-        with socket.create_connection((HOST, self.port), timeout=5) as sock:
+        with self._connect() as sock:
             sock.sendall(line.encode() + b"\r\n")
             data = b""
             ends = (b"END\r\n", b"OK\r\n", b"ERROR\r\n")
@@ -80,20 +95,27 @@ class Memcached(ManagedProcess):
         self.command("flush_all")
 
 
-def start_memcached(port: int | None = None, megabytes: int = 256) -> Memcached:
+def start_memcached(
+    port: int | None = None, megabytes: int = 256, unix_socket: bool = False
+) -> Memcached:
+    """memcached on 127.0.0.1 (a free port) or, with ``unix_socket``, on a socket file."""
     binary = _require("memcached")
     directory, owned = _workdir(None, "iipy-memcached-")
+    directory.chmod(0o755)
     chosen = port or free_port()
-    argv = [binary, "-l", HOST, "-p", str(chosen), "-U", "0", "-m", str(megabytes), "-t", "1"]
+    path = str(directory / "memcached.sock")
+    where = ["-s", path, "-a", "0666"] if unix_socket else ["-l", HOST, "-p", str(chosen)]
+    argv = [binary, *where, "-U", "0", "-m", str(megabytes), "-t", "1"]
     argv += ["-u", "root"] if _is_root() else []
     output = directory / "memcached.out"
     process = _launch(argv, _base_environment(), directory, output)
     server = Memcached("memcached", process, directory, [output], owned)
-    server.port = chosen
+    server.port = 0 if unix_socket else chosen
+    server.unix_socket = path if unix_socket else ""
 
     def accepts() -> bool:
         try:
-            socket.create_connection((HOST, chosen), timeout=0.5).close()
+            server._connect().close()
         except OSError:
             return False
         return True
@@ -136,10 +158,12 @@ def render_nginx_conf(
     """
     servers = "".join(f"    server {_target(b)} max_fails=1 fail_timeout=5s;\n" for b in backends)
     pool = f"    keepalive {keepalive};\n" if keepalive else ""
+    if memcached and memcached.startswith("/"):
+        memcached = f"unix:{memcached}"  # MEMCACHED_SERVERS form -> nginx's
     upstream = (
         f"upstream iipy {{\n{servers}{pool}}}\n"
         f"upstream iipy_memcached {{\n    server {memcached or f'{HOST}:1'};\n"
-        "    keepalive 8;\n}\n"
+        "    keepalive 64;\n}\n"
     )
     listen = f"listen {HOST}:{port};\nserver_name _;\nroot {docroot};\n"
     text = _replace_marked(template.read_text(), "upstream", upstream)
@@ -180,7 +204,10 @@ def start_nginx(
     directory, owned = _workdir(None, "iipy-nginx-")
     directory.chmod(0o755)
     _prepare_docroot(directory)
-    shutil.copy(NGINX_PARAMS, directory / "fastcgi_iipy.inc")
+    params = NGINX_PARAMS.read_text()
+    if not keepalive:  # no pool: a kept connection would only wait for nginx to close it
+        params = params.replace("fastcgi_keep_conn on;", "fastcgi_keep_conn off;")
+    (directory / "fastcgi_iipy.inc").write_text(params)
     logs = [directory / "nginx-error.log"]
 
     def configure(chosen: int) -> list[str]:
