@@ -158,3 +158,13 @@ def test_memcached_that_never_answers_does_not_stall(folder):
             assert call(app, f"FIF=a.tif&CNT=1.3&JTL=2,{n}").status == 200
     finally:
         silent.close()
+
+
+def test_hosts_share_entries_unless_their_output_settings_differ(folder, mc):
+    first = call(app_for(folder, mc, LOGFILE="/dev/null", VERBOSITY="2"), f"FIF=a.tif&{TILE_Q}")
+    hits = mc.stats()["get_hits"]
+    elsewhere = app_for(folder, mc, LOGFILE="/dev/stderr", MAX_IMAGE_CACHE_SIZE="3")
+    call(elsewhere, f"FIF=a.tif&{TILE_Q}")
+    assert mc.stats()["get_hits"] == hits + 1  # another log file and cache size: same entry
+    other = call(app_for(folder, mc, JPEG_QUALITY="30"), f"FIF=a.tif&{TILE_Q}")
+    assert mc.stats()["get_hits"] == hits + 1 and other.body != first.body

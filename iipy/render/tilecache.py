@@ -7,8 +7,8 @@ Two kinds of entries, both written only when ``MEMCACHED_SERVERS`` is set:
   what makes the bytes differ: the View (path, kind, format, quality,
   resolution, tile, processing, layers), the file's version (mtime, size,
   inode: a replaced image gets new keys, so iipy never serves a stale tile)
-  and the settings that shape output (a digest of them all, so hosts with
-  different settings may share one memcached).
+  and the settings that shape output (:data:`SHAPING`, so hosts with different
+  output settings may share one memcached; log files and cache sizes may differ).
 * **front entries** (``IIPY_FRONT_CACHE``, on by default with memcached): a
   JPEG tile is also stored under ``iipy:`` + its request URI, escaped as
   nginx's ``memcached_key`` escapes it, so the front end can answer the next
@@ -34,6 +34,10 @@ FRONT_URI = re.compile(
     r"[?&]JTL=|/iiif/.*\.jpg$|_files/\d+/\d+_\d+\.jpg$|/TileGroup\d+/", re.IGNORECASE
 )
 FRONT_PREFIX = b"iipy:"
+KEY_VERSION = 1  # bump when the bytes iipy produces for the same View change
+#: the settings that change a rendered tile's or export's bytes
+SHAPING = ("jpeg_quality", "png_quality", "webp_quality", "tiff_compression", "tiff_quality",
+           "max_layers", "interpolation", "embed_icc", "max_icc", "codec_passthrough")
 MAX_KEY = 250  # memcached's key limit
 _ESCAPE = frozenset(range(0x21)) | {ord("%")}  # nginx escapes these in memcached_key
 
@@ -53,7 +57,8 @@ class SharedTiles:
     def __init__(self, cache: Memcache, settings: Settings, front: bool) -> None:
         self.cache = cache
         self.front = front
-        self._salt = hashlib.blake2b("\n".join(settings.summary()).encode(), digest_size=8)
+        shaping = repr([KEY_VERSION] + [getattr(settings, name) for name in SHAPING])
+        self._salt = hashlib.blake2b(shaping.encode(), digest_size=8)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SharedTiles | None:
