@@ -168,7 +168,8 @@ def render_nginx_conf(
     listen = f"listen {HOST}:{port};\nserver_name _;\nroot {docroot};\n"
     text = _replace_marked(template.read_text(), "upstream", upstream)
     if not front:
-        text = text.replace("if ($iipy_front) { return 418; }", "")
+        text = text.replace("if ($iipy_front = 1) { return 418; }", "")
+        text = text.replace("if ($iipy_front = 2) { return 419; }", "")
     return _replace_marked(text, "listen", listen)
 
 

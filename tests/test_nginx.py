@@ -59,6 +59,11 @@ def test_tile_from_iipy_then_from_memcached_by_nginx(folder, mc):
         assert second.header("Content-Type") == "image/jpeg"
         assert second.header("Cache-Control") == "max-age=86400"
         assert mc.stats()["get_hits"] == hits + 1
+        obj = "FIF=a.tif&OBJ=IIP,1.0&OBJ=Max-size&OBJ=Resolution-number"
+        first, second = nginx.get(obj), nginx.get(obj)
+        assert first.header("Server") == "iipsrv/1.1"
+        assert second.header("Server", "").startswith("nginx") and second.body == first.body
+        assert second.header("Content-Type") == "application/vnd.netfpx"
 
 
 def test_iiif_ids_keep_the_port_and_escaped_identifiers_hit(folder, mc):
@@ -80,7 +85,7 @@ def test_memcached_down_nginx_falls_back_to_iipy(folder):
             assert response.header("Server") == "iipsrv/1.1"
 
 
-def test_metadata_and_watermarked_tiles_are_not_front_entries(folder, mc, tmp_path_factory):
+def test_watermarked_answers_are_not_front_entries(folder, mc, tmp_path_factory):
     import numpy as np
     from test_watermark import write_mark
 
@@ -104,8 +109,8 @@ def test_two_hosts_share_one_memcached(folder, mc):
         assert second.body == first.body
         assert mc.stats()["get_hits"] == hits + 1
         with start_nginx([one, two], mc.address) as nginx:
-            for _ in range(6):  # OBJ never goes to memcached: every request reaches a host
-                assert nginx.get("FIF=a.tif&OBJ=IIP,1.0").status == 200
+            for n in range(6):  # distinct processed tiles: every request reaches a host
+                assert nginx.get(f"FIF=a.tif&CNT=1.{n}&JTL=2,{n}").status == 200
 
 
 def test_one_host_killed_under_load_costs_at_most_the_requests_in_flight(folder, mc):

@@ -92,19 +92,25 @@ def test_export_is_stored_and_found(folder, mc):
     assert mc.stats()["get_hits"] == hits + 1
 
 
-def test_front_entry_is_the_tile_under_its_uri_and_only_for_jpeg_tiles(folder, mc):
+def stored(mc, query: str) -> bytes | None:
+    """The front entry for ``/fcgi-bin/iipsrv.fcgi?query``, or None."""
+    answer = mc.command("get " + front_key("/fcgi-bin/iipsrv.fcgi?" + query).decode())
+    if answer == "END\r\n":
+        return None
+    return answer.encode("latin-1").split(b"\r\n", 1)[1][: -len(b"\r\nEND\r\n")]
+
+
+def test_front_entries_are_jpeg_tiles_and_metadata_under_their_uri(folder, mc):
     app = app_for(folder, mc)
-    tile = call(app, "FIF=a.tif&JTL=2,0")  # pass-through: no render entry, a front entry
-    stored = mc.command("get " + front_key("/fcgi-bin/iipsrv.fcgi?FIF=a.tif&JTL=2,0").decode())
-    assert stored.encode("latin-1").split(b"\r\n", 1)[1].startswith(tile.body)
-    for query in ("FIF=a.tif&OBJ=IIP,1.0", "FIF=a.tif&WID=100&CVT=jpeg"):
-        assert call(app, query).status == 200  # not tiles: no front entry
-        key = front_key("/fcgi-bin/iipsrv.fcgi?" + query)
-        assert mc.command(f"get {key.decode()}") == "END\r\n"
+    for query in ("FIF=a.tif&JTL=2,0", "FIF=a.tif&OBJ=IIP,1.0&OBJ=Max-size"):
+        answer = call(app, query)  # a pass-through tile (no render entry) and metadata
+        assert answer.status == 200 and stored(mc, query) == answer.body
+    for query in ("FIF=a.tif&WID=100&CVT=jpeg", "FIF=missing.tif&OBJ=IIP,1.0"):
+        call(app, query)  # an export, an error: not stored
+        assert stored(mc, query) is None
     off = app_for(folder, mc, IIPY_FRONT_CACHE="0")
     call(off, "FIF=a.tif&JTL=2,1")
-    assert mc.command("get " + front_key("/fcgi-bin/iipsrv.fcgi?FIF=a.tif&JTL=2,1").decode()) == (
-        "END\r\n")
+    assert stored(mc, "FIF=a.tif&JTL=2,1") is None
 
 
 def test_front_key_escapes_as_nginx_memcached_key():

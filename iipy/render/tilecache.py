@@ -10,7 +10,8 @@ Two kinds of entries, both written only when ``MEMCACHED_SERVERS`` is set:
   and the settings that shape output (:data:`SHAPING`, so hosts with different
   output settings may share one memcached; log files and cache sizes may differ).
 * **front entries** (``IIPY_FRONT_CACHE``, on by default with memcached): a
-  JPEG tile is also stored under ``iipy:`` + its request URI, escaped as
+  JPEG tile or an IIP metadata (OBJ) answer is also stored under ``iipy:`` + its request
+  URI, escaped as
   nginx's ``memcached_key`` escapes it, so the front end can answer the next
   request for that URI from memcached without reaching iipy
   (``nginx/iipy.conf``).  These cannot see a replaced file: they last until
@@ -28,11 +29,14 @@ from ..models import View
 from ..settings import Settings
 from .memcache import Memcache, parse_servers
 
-#: request URIs whose JPEG answers are tiles (IIP JTL, IIIF, DeepZoom, Zoomify);
-#: the ``map`` in nginx/iipy.conf uses the same expression
+#: request URIs whose JPEG answers are tiles (IIP JTL, IIIF, DeepZoom, Zoomify), and those
+#: whose answers are IIP metadata (OBJ); the ``map`` in nginx/iipy.conf uses the same
+#: expressions, in the same order, and gives each its Content-Type
 FRONT_URI = re.compile(
     r"[?&]JTL=|/iiif/.*\.jpg$|_files/\d+/\d+_\d+\.jpg$|/TileGroup\d+/", re.IGNORECASE
 )
+FRONT_OBJ = re.compile(r"[?&]OBJ=", re.IGNORECASE)
+OBJ_TYPE = "application/vnd.netfpx"
 FRONT_PREFIX = b"iipy:"
 KEY_VERSION = 1  # bump when the bytes iipy produces for the same View change
 #: the settings that change a rendered tile's or export's bytes
@@ -80,8 +84,13 @@ class SharedTiles:
         self.cache.set(key, data)
 
     def put_front(self, uri: str, content_type: str, data: bytes) -> None:
-        """Store a JPEG tile answer under its URI for the front end."""
-        if not self.front or content_type != "image/jpeg" or not FRONT_URI.search(uri):
+        """Store a JPEG tile or an IIP metadata answer under its URI for the front end."""
+        if not self.front:
+            return
+        if FRONT_URI.search(uri):
+            if content_type != "image/jpeg":
+                return
+        elif not (content_type == OBJ_TYPE and FRONT_OBJ.search(uri)):
             return
         key = front_key(uri)
         if key is not None:
