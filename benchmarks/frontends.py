@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import http.client
+import json
 import os
 import statistics
 import sys
@@ -251,16 +252,32 @@ def _cpu(results: dict[str, Result], name: str) -> str:
     return f"{total:.0f} (" + ", ".join(f"{p} {v:.0f}" for p, v in parts.items()) + ")"
 
 
+def _cpu_total(results: dict[str, Result], name: str) -> float:
+    if name not in results or not results[name].cpu_us:
+        return 0.0
+    return sum(statistics.median(v) for v in results[name].cpu_us.values())
+
+
+def _per(results: dict[str, Result], base: str, ours: str) -> str:
+    """How many more requests the same CPU serves: base's µs ÷ ours."""
+    a, b = _cpu_total(results, base), _cpu_total(results, ours)
+    return f"{a / b:.2f}×" if a and b else "-"
+
+
 def table(all_results: dict[str, dict[str, Result]]) -> str:
     lines = ["| scenario | iipy/nginx | iipy/lighttpd | iipsrv 1.1/lighttpd | nginx÷iipsrv "
-             "| lighttpd÷iipsrv | % of nginx static | errors |", "|" + "---|" * 8]
+             "| lighttpd÷iipsrv | % of nginx static | by CPU: nginx÷iipsrv | lighttpd÷iipsrv "
+             "| % of static | errors |", "|" + "---|" * 11]
     cpu_lines = ["| scenario | " + " | ".join(CPU_COLUMNS) + " |", "|" + "---|" * 6]
     extra_lines = []
     statics = {}
+    static_cpu = 0.0
     for results in all_results.values():
         for name in ("static/nginx", "static/lighttpd"):
             if name in results:
                 statics[name] = results[name].median()
+        if "static/nginx" in results:
+            static_cpu = _cpu_total(results, "static/nginx")
     for scenario, results in all_results.items():
         ours, lt, base = (results[n].median() if n in results else 0.0
                           for n in ("iipy/nginx", "iipy/lighttpd", "iipsrv/lighttpd"))
@@ -270,21 +287,25 @@ def table(all_results: dict[str, dict[str, Result]]) -> str:
         lines.append(
             f"| {scenario} | {ours:,.0f} | {lt:,.0f} | {base:,.0f} | "
             f"{ours / base if base else 0:.2f}× | {lt / base if base else 0:.2f}× | {share} | "
-            f"{errors} |")
+            f"{_per(results, 'iipsrv/lighttpd', 'iipy/nginx')} | "
+            f"{_per(results, 'iipsrv/lighttpd', 'iipy/lighttpd')} | "
+            f"{static_cpu / (_cpu_total(results, 'iipy/nginx') or 1):.0%} | {errors} |")
         cpu_lines.append(f"| {scenario} | " + " | ".join(
             _cpu(results, n) for n in ("iipy/nginx", "iipy/lighttpd", "iipsrv/lighttpd",
                                        "static/nginx", "static/lighttpd")) + " |")
         ka = results.get("iipy/nginx keep-alive")
         if ka and base:
-            extra_lines.append(f"| {scenario} | {ka.median():,.0f} | {ka.median() / base:.2f}× "
-                               f"| {_cpu(results, 'iipy/nginx keep-alive')} | {ka.errors} |")
+            extra_lines.append(
+                f"| {scenario} | {ka.median():,.0f} | {ka.median() / base:.2f}× "
+                f"| {_per(results, 'iipsrv/lighttpd', 'iipy/nginx keep-alive')} "
+                f"| {_cpu(results, 'iipy/nginx keep-alive')} | {ka.errors} |")
     static = ", ".join(f"{n} {v:,.0f} req/s" for n, v in statics.items())
     out = "\n".join(lines) + (f"\n\nStatic-file ceiling (same tile as a file): {static}"
                               if static else "")
     out += "\n\nCPU µs per request (server processes, median):\n\n" + "\n".join(cpu_lines)
     if extra_lines:
         out += ("\n\niipy behind nginx with FastCGI keep-alive:\n\n| scenario | req/s "
-                "| ÷iipsrv | CPU µs/req | errors |\n|---|---|---|---|---|\n"
+                "| ÷iipsrv | by CPU ÷iipsrv | CPU µs/req | errors |\n|---|---|---|---|---|---|\n"
                 + "\n".join(extra_lines))
     return out
 
@@ -337,7 +358,9 @@ def main() -> int:
                     server.stop()
     finally:
         memcached.stop()
-    print("\n" + table(all_results))
+    raw = {s: {n: vars(r) for n, r in res.items()} for s, res in all_results.items()}
+    (workdir / "results.json").write_text(json.dumps(raw, indent=1))
+    print(f"\nraw results: {workdir / 'results.json'}\n\n" + table(all_results))
     return 0
 
 
