@@ -45,6 +45,11 @@ def app_for(folder, mc, **env):
     return make_app(FILESYSTEM_PREFIX=f"{folder}/", MEMCACHED_SERVERS=mc.address, **env)
 
 
+def front(app, query: str):
+    """A request from a front end that reads front entries (nginx/fastcgi_iipy.inc)."""
+    return call(app, query, environ={"IIPY_FRONT_CACHE": "1"})
+
+
 def test_servers_parse_as_iipsrv_with_its_default_port():
     assert parse_servers("localhost") == ["localhost:11211"]
     assert parse_servers(" a , b:11212,") == ["a:11211", "b:11212"]
@@ -68,7 +73,7 @@ def test_tile_rendered_by_one_process_is_a_hit_for_another(folder, mc):
 
 
 def test_stored_entries_expire_after_memcached_timeout(folder, mc):
-    call(app_for(folder, mc, MEMCACHED_TIMEOUT="1234"), f"FIF=a.tif&{TILE_Q}")
+    front(app_for(folder, mc, MEMCACHED_TIMEOUT="1234"), f"FIF=a.tif&{TILE_Q}")
     key = front_key(f"/fcgi-bin/iipsrv.fcgi?FIF=a.tif&{TILE_Q}")
     answer = mc.command(f"mg {key.decode()} t")  # meta get: "HD t<seconds left>"
     assert answer.startswith("HD t")
@@ -103,13 +108,15 @@ def stored(mc, query: str) -> bytes | None:
 def test_front_entries_are_jpeg_tiles_and_metadata_under_their_uri(folder, mc):
     app = app_for(folder, mc)
     for query in ("FIF=a.tif&JTL=2,0", "FIF=a.tif&OBJ=IIP,1.0&OBJ=Max-size"):
-        answer = call(app, query)  # a pass-through tile (no render entry) and metadata
+        answer = front(app, query)  # a pass-through tile (no render entry) and metadata
         assert answer.status == 200 and stored(mc, query) == answer.body
     for query in ("FIF=a.tif&WID=100&CVT=jpeg", "FIF=missing.tif&OBJ=IIP,1.0"):
-        call(app, query)  # an export, an error: not stored
+        front(app, query)  # an export, an error: not stored
         assert stored(mc, query) is None
+    call(app, "FIF=a.tif&JTL=2,2")  # a front end that does not read them (lighttpd, Apache)
+    assert stored(mc, "FIF=a.tif&JTL=2,2") is None
     off = app_for(folder, mc, IIPY_FRONT_CACHE="0")
-    call(off, "FIF=a.tif&JTL=2,1")
+    front(off, "FIF=a.tif&JTL=2,1")
     assert stored(mc, "FIF=a.tif&JTL=2,1") is None
 
 
@@ -123,7 +130,7 @@ def test_watermarked_answers_are_never_stored(folder, mc, tmp_path_factory):
     mark = write_mark(tmp_path_factory.mktemp("mark") / "m.tif", np.full((8, 8, 3), 255, np.uint8))
     app = app_for(folder, mc, WATERMARK=mark)
     for query in (f"FIF=a.tif&{TILE_Q}", "FIF=a.tif&JTL=2,0", "FIF=a.tif&WID=200&CVT=jpeg"):
-        assert call(app, query).status == 200
+        assert front(app, query).status == 200
     assert mc.stats()["curr_items"] == 0
 
 

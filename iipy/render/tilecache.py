@@ -9,7 +9,9 @@ Two kinds of entries, both written only when ``MEMCACHED_SERVERS`` is set:
   inode: a replaced image gets new keys, so iipy never serves a stale tile)
   and the settings that shape output (:data:`SHAPING`, so hosts with different
   output settings may share one memcached; log files and cache sizes may differ).
-* **front entries** (``IIPY_FRONT_CACHE``, on by default with memcached): a
+* **front entries** (``IIPY_FRONT_CACHE``, on by default with memcached, written
+  only for requests whose front end passes ``IIPY_FRONT_CACHE=1``, as
+  nginx/fastcgi_iipy.inc does: behind lighttpd or Apache nobody reads them): a
   JPEG tile or an IIP metadata (OBJ) answer is also stored under ``iipy:`` + its request
   URI, escaped as
   nginx's ``memcached_key`` escapes it, so the front end can answer the next

@@ -88,7 +88,8 @@ class Application:
         start_response(status, headers)
         shared = self.renderer.shared
         if shared and response.status == 200 and response.cacheable and method == "GET":
-            if not self.renderer.watermarking:  # the front end's copy (nginx memcached_pass)
+            # the front end's copy, when it says it reads them (nginx/fastcgi_iipy.inc)
+            if environ.get("IIPY_FRONT_CACHE") == "1" and not self.renderer.watermarking:
                 shared.put_front(environ.get("REQUEST_URI", ""), response.content_type,
                                  response.body)
         if log.isEnabledFor(logging.DEBUG):
