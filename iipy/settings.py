@@ -50,6 +50,16 @@ def _clamp(value: float, low: float, high: float) -> float:
     return max(low, min(high, value))
 
 
+def _prefix(env: Mapping[str, str]) -> str:
+    """FILESYSTEM_PREFIX: a directory, or a string stem whose directory exists."""
+    prefix = env.get("FILESYSTEM_PREFIX", "")
+    if prefix and not os.path.isdir(prefix) and not os.path.isdir(os.path.dirname(prefix) or "."):
+        raise ConfigError(
+            f"FILESYSTEM_PREFIX={prefix!r}: neither it nor its directory exists"
+        )
+    return prefix
+
+
 URI_MAP_PROTOCOLS = {"iip": "fif", "iiif": "iiif", "deepzoom": "deepzoom", "zoomify": "zoomify"}
 
 
@@ -80,9 +90,11 @@ class Settings:
     jpeg_quality: int = 75
     png_quality: int = 1
     webp_quality: int = 50
+    avif_quality: int = 50  # -1: lossless
     tiff_compression: int = 2
     tiff_quality: int = 1
     max_cvt: int = 5000  # -1: no limit
+    max_source_pixels: int = 1 << 28  # iipy's own: source pixels one request may decode
     allow_upscaling: bool = True
     max_layers: int = 0
     watermark: str = ""
@@ -119,6 +131,9 @@ class Settings:
             max_cvt = 5000
         elif max_cvt < -1:
             max_cvt = 1
+        max_source_pixels = _int(env, "MAX_SOURCE_PIXELS", 1 << 28)
+        if max_source_pixels < 1:
+            raise ConfigError(f"MAX_SOURCE_PIXELS={max_source_pixels} must be positive")
         metadata_size = _int(
             env, "MAX_METADATA_CACHE_SIZE", _int(env, "MAX_IMAGE_METADATA_CACHE_SIZE", 1000)
         )
@@ -138,15 +153,17 @@ class Settings:
             logfile=_str(env, "LOGFILE", "/tmp/iipsrv.log"),
             max_image_cache_bytes=int(cache_mb * MEGABYTE),
             max_metadata_cache_size=metadata_size,
-            filesystem_prefix=_str(env, "FILESYSTEM_PREFIX"),
+            filesystem_prefix=_prefix(env),
             filesystem_suffix=_str(env, "FILESYSTEM_SUFFIX"),
             filename_pattern=_str(env, "FILENAME_PATTERN", "_pyr_") or "_pyr_",
             jpeg_quality=int(_clamp(_int(env, "JPEG_QUALITY", 75), 1, 100)),
             png_quality=int(_clamp(_int(env, "PNG_QUALITY", 1), 0, 9)),
             webp_quality=int(_clamp(_int(env, "WEBP_QUALITY", 50), -1, 100)),
+            avif_quality=int(_clamp(_int(env, "AVIF_QUALITY", 50), -1, 100)),
             tiff_compression=tiff_compression,
             tiff_quality=int(_clamp(_int(env, "TIFF_QUALITY", 1), 0, 100)),
             max_cvt=max_cvt,
+            max_source_pixels=max_source_pixels,
             allow_upscaling=_int(env, "ALLOW_UPSCALING", 1) != 0,
             max_layers=_int(env, "MAX_LAYERS", 0),
             watermark=_str(env, "WATERMARK"),

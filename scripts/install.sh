@@ -18,8 +18,11 @@ packages="python3 python3-venv python3-pip python3-dev gcc libopenjp2-7"
 packages="$packages libmemcached-dev zlib1g-dev"
 mode="${1:-}"
 if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
-  # libmagic1: python-magic, imported by the IIIF validator
-  packages="$packages lighttpd apache2 libapache2-mod-fcgid iipimage-server libopenjp2-tools libmagic1"
+  # libmagic1: python-magic, imported by the IIIF validator; strace: the hostile paths
+  # table watches which files a real backend opens
+  packages="$packages lighttpd apache2 libapache2-mod-fcgid iipimage-server libopenjp2-tools libmagic1 strace"
+  # clang: tests/test_fuzz.py builds a coverage-instrumented copy of _dctsplice for atheris
+  packages="$packages clang"
   # Debian's nginx and memcached: the nginx front end and the shared cache (tests start them)
   packages="$packages nginx-light memcached"
 fi
