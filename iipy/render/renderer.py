@@ -1,18 +1,17 @@
 """The renderer: open images (cached), and produce tiles and regions.
 
-This is the only module that holds decoders.  Protocols hand it a View and
-get bytes back.  Tiles take the cheapest route that gives the right pixels:
+This is the only module that holds decoders.  Protocols hand it a View and get bytes back.
+Tiles take the cheapest route that gives the right pixels:
 
 1. codec pass-through: a whole JPEG tile stored in the file, spliced with the
    file's tables (no decode, no encode) when nothing changes the pixels;
-2. the encoded-tile cache (bytes-bounded LRU);
+2. the encoded-tile cache (bytes-bounded LRU), then memcached (:mod:`.tilecache`);
 3. decode, reduce to 8 bits, encode, cache.
 
-With a WATERMARK, each tile draws whether it is marked; a marked tile never
-comes from pass-through or the encoded-tile cache: its unmarked pixels are
-cached instead (:attr:`Renderer._pixels_cache`) and the mark is added at a
-fresh random place for every request.  Regions (exports) are assembled
-strip by strip by :mod:`iipy.export`.
+With a WATERMARK, each tile draws whether it is marked; a marked tile never comes from
+pass-through or the encoded-tile caches: its unmarked pixels are cached instead
+(:attr:`Renderer._pixels_cache`) and the mark is added at a fresh random place for every
+request.  Regions (exports) are assembled strip by strip by :mod:`iipy.export`.
 """
 
 from __future__ import annotations
@@ -89,7 +88,7 @@ class Renderer:
         )
         self._rng = rng
         self._rng_pid = -1
-        self.shared = SharedTiles.from_settings(settings)  # memcached, or None
+        self.shared = SharedTiles.from_settings(settings)  # memcached (a no-op when unset)
 
     @property
     def watermarking(self) -> bool:
@@ -201,15 +200,13 @@ class Renderer:
                     raw = raw[:2] + entry.icc_app2 + raw[2:]
                 return raw
         key = (entry.record.stamp, view)  # the frozen View is the key: every field counts
-        cached = self._tiles.get(key)
-        if cached is not None:
+        if (cached := self._tiles.get(key)) is not None:
             return cached
-        shared = self.shared.key(view, entry.record.stamp) if self.shared else b""
-        if (data := self.shared.get(shared) if self.shared else None) is None:
+
+        def decode() -> bytes:  # local LRU, then memcached, then this
             pixels = entry.decoder.read_tile(native, column, row, **self._layers(info, view))
-            data = self._encode(info, native, self._pixels(entry, pixels, view), view)
-            self.shared and self.shared.put(shared, data)
-        self._tiles.put(key, data)
+            return self._encode(info, native, self._pixels(entry, pixels, view), view)
+        self._tiles.put(key, data := self.shared.through(decode, view, entry.record.stamp))
         return data
 
     def _marked_tile(self, entry: _Entry, native: int, column: int, row: int, view: View
@@ -285,15 +282,11 @@ class Renderer:
         """A region (fractions of the image) scaled to width×height (before
         rotation: 90° and 270° swap the output's sides), with XMP."""
         entry = self._entry_for(view)
-        shared = self.shared if not self.watermarking else None
-        key = shared.key(view, entry.record.stamp, region, width, height) if shared else b""
-        if (data := shared.get(key) if shared else None) is None:
-            data = self._region(entry, view, region, width, height)
-            shared and shared.put(key, data)
-        return data
+        return self.shared.through(lambda: self._region(entry, view, region, width, height),
+                                   view, entry.record.stamp, region, width, height,
+                                   store=not self.watermarking)
 
-    def _region(self, entry: _Entry, view: View, region: tuple[float, float, float, float],
-                width: int, height: int) -> bytes:
+    def _region(self, entry: _Entry, view: View, region: tuple, width: int, height: int) -> bytes:
         info = entry.record.info
         native = choose_level(info, region, width, height)
         box = region_box(info, native, region)

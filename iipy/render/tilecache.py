@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 
 from ..models import View
 from ..settings import Settings
@@ -60,34 +61,42 @@ def front_key(uri: str) -> bytes | None:
 class SharedTiles:
     """Render entries and front entries on one memcached client."""
 
-    def __init__(self, cache: Memcache, settings: Settings, front: bool) -> None:
-        self.cache = cache
+    def __init__(self, cache: Memcache | None, settings: Settings, front: bool) -> None:
+        self.cache = cache  # None: no memcached, every method a no-op
         self.front = front
         shaping = repr([KEY_VERSION] + [getattr(settings, name) for name in SHAPING])
         self._salt = hashlib.blake2b(shaping.encode(), digest_size=8)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SharedTiles | None:
+    def from_settings(cls, settings: Settings) -> SharedTiles:
         servers = parse_servers(settings.memcached_servers)
-        if not servers:
-            return None
-        cache = Memcache(servers, settings.memcached_timeout)
+        cache = Memcache(servers, settings.memcached_timeout) if servers else None
         return cls(cache, settings, settings.front_cache)
+
+    def __bool__(self) -> bool:
+        return self.cache is not None
+
+    def through(self, make: Callable[[], bytes], view: View, stamp: tuple[int, ...],
+                *extra: object, store: bool = True) -> bytes:
+        """The stored bytes for (view, stamp, extra), else ``make()``, stored unless
+        ``store`` is False (watermarked answers)."""
+        if self.cache is None or not store:
+            return make()
+        key = self.key(view, stamp, *extra)
+        data = self.cache.get(key)
+        if data is None:
+            data = make()
+            self.cache.set(key, data)
+        return data
 
     def key(self, view: View, stamp: tuple[int, ...], *extra: object) -> bytes:
         digest = self._salt.copy()
         digest.update(repr((view, stamp, extra)).encode("utf-8", "surrogateescape"))
         return b"iipy:r:" + digest.hexdigest().encode()
 
-    def get(self, key: bytes) -> bytes | None:
-        return self.cache.get(key)
-
-    def put(self, key: bytes, data: bytes) -> None:
-        self.cache.set(key, data)
-
     def put_front(self, uri: str, content_type: str, data: bytes) -> None:
         """Store a JPEG tile or an IIP metadata answer under its URI for the front end."""
-        if not self.front:
+        if self.cache is None or not self.front:
             return
         if FRONT_URI.search(uri):
             if content_type != "image/jpeg":
