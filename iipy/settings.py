@@ -117,6 +117,7 @@ class Settings:
     copyright: str = ""
     # iipy's own
     fcgi_web_server_addrs: str = ""
+    front_cache: bool = True  # with memcached, also store JPEG tiles under their URI
     error_truncate: bool = True  # 1.1 cuts IIP error lines after 31 characters
     server_name: str = f"iipsrv/{VERSION}"
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -184,6 +185,7 @@ class Settings:
             iiif_extensions=_int(env, "IIIF_EXTENSIONS", 0) != 0,
             copyright=_str(env, "COPYRIGHT"),
             fcgi_web_server_addrs=_str(env, "FCGI_WEB_SERVER_ADDRS"),
+            front_cache=_int(env, "IIPY_FRONT_CACHE", 1) != 0,
             error_truncate=_int(env, "IIPY_ERROR_TRUNCATE", 1) != 0,
             server_name=_str(env, "IIPY_SERVER_HEADER", f"iipsrv/{VERSION}")
             or f"iipsrv/{VERSION}",

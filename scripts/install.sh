@@ -2,7 +2,7 @@
 # Install what iipy needs on Debian (12 or later) into ./.venv.
 #   scripts/install.sh          the server alone
 #   scripts/install.sh test     also the real components the tests start: lighttpd,
-#                               Apache with mod_fcgid, Debian's iipsrv 1.1 (the reference)
+#                               Apache with mod_fcgid, nginx, memcached, Debian's iipsrv 1.1
 #   scripts/install.sh bench    as test, plus wrk for benchmarks/run.py
 # Uses sudo for apt-get when not run as root. Safe to run again.
 set -euo pipefail
@@ -14,6 +14,8 @@ if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 # gcc, python3-dev: build iipy.jpeg._dctsplice, the C part of watermarked JPEG tiles (iipy
 # installs and runs without it, but every marked tile is then decoded and re-encoded)
 packages="python3 python3-venv python3-pip python3-dev gcc libopenjp2-7"
+# libmemcached-dev, zlib1g-dev: build pylibmc, the memcached client (MEMCACHED_SERVERS)
+packages="$packages libmemcached-dev zlib1g-dev"
 mode="${1:-}"
 if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
   # libmagic1: python-magic, imported by the IIIF validator; strace: the hostile paths
@@ -21,6 +23,8 @@ if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
   packages="$packages lighttpd apache2 libapache2-mod-fcgid iipimage-server libopenjp2-tools libmagic1 strace"
   # clang: tests/test_fuzz.py builds a coverage-instrumented copy of _dctsplice for atheris
   packages="$packages clang"
+  # Debian's nginx and memcached: the nginx front end and the shared cache (tests start them)
+  packages="$packages nginx-light memcached"
 fi
 if [ "$mode" = "bench" ]; then packages="$packages wrk"; fi
 if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then

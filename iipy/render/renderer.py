@@ -1,18 +1,17 @@
 """The renderer: open images (cached), and produce tiles and regions.
 
-This is the only module that holds decoders.  Protocols hand it a View and
-get bytes back.  Tiles take the cheapest route that gives the right pixels:
+This is the only module that holds decoders.  Protocols hand it a View and get bytes back.
+Tiles take the cheapest route that gives the right pixels:
 
 1. codec pass-through: a whole JPEG tile stored in the file, spliced with the
    file's tables (no decode, no encode) when nothing changes the pixels;
-2. the encoded-tile cache (bytes-bounded LRU);
+2. the encoded-tile cache (bytes-bounded LRU), then memcached (:mod:`.tilecache`);
 3. decode, reduce to 8 bits, encode, cache.
 
-With a WATERMARK, each tile draws whether it is marked; a marked tile never
-comes from pass-through or the encoded-tile cache: its unmarked pixels are
-cached instead (:attr:`Renderer._pixels_cache`) and the mark is added at a
-fresh random place for every request.  Regions (exports) are assembled
-strip by strip by :mod:`iipy.export`.
+With a WATERMARK, each tile draws whether it is marked; a marked tile never comes from
+pass-through or the encoded-tile caches: its unmarked pixels are cached instead
+(:attr:`Renderer._pixels_cache`) and the mark is added at a fresh random place for every
+request.  Regions (exports) are assembled strip by strip by :mod:`iipy.export`.
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ from .cache import LRUCache
 from .encoders import encode
 from .export import STRIP_PIXELS, RegionJob, finish_colour, render_region
 from .geometry import choose_level, region_box
+from .tilecache import SharedTiles
 from .transforms import flatten_for, histogram, orient, rotate_arbitrary, to_8bit
 from .watermark import RandomSource, Spot, Watermark, load_watermark
 
@@ -88,6 +88,7 @@ class Renderer:
         )
         self._rng = rng
         self._rng_pid = -1
+        self.shared = SharedTiles.from_settings(settings)  # memcached (a no-op when unset)
 
     @property
     def watermarking(self) -> bool:
@@ -199,13 +200,13 @@ class Renderer:
                     raw = raw[:2] + entry.icc_app2 + raw[2:]
                 return raw
         key = (entry.record.stamp, view)  # the frozen View is the key: every field counts
-        cached = self._tiles.get(key)
-        if cached is not None:
+        if (cached := self._tiles.get(key)) is not None:
             return cached
-        pixels = entry.decoder.read_tile(native, column, row, **self._layers(info, view))
-        pixels = self._pixels(entry, pixels, view)
-        data = self._encode(info, native, pixels, view)
-        self._tiles.put(key, data)
+
+        def decode() -> bytes:  # local LRU, then memcached, then this
+            pixels = entry.decoder.read_tile(native, column, row, **self._layers(info, view))
+            return self._encode(info, native, self._pixels(entry, pixels, view), view)
+        self._tiles.put(key, data := self.shared.through(decode, view, entry.record.stamp))
         return data
 
     def _marked_tile(self, entry: _Entry, native: int, column: int, row: int, view: View
@@ -281,6 +282,11 @@ class Renderer:
         """A region (fractions of the image) scaled to width×height (before
         rotation: 90° and 270° swap the output's sides), with XMP."""
         entry = self._entry_for(view)
+        return self.shared.through(lambda: self._region(entry, view, region, width, height),
+                                   view, entry.record.stamp, region, width, height,
+                                   store=not self.watermarking)
+
+    def _region(self, entry: _Entry, view: View, region: tuple, width: int, height: int) -> bytes:
         info = entry.record.info
         native = choose_level(info, region, width, height)
         box = region_box(info, native, region)

@@ -95,6 +95,12 @@ class Application:
             response = Response(500, b"internal server error\n", "text/plain", cacheable=False)
         status, headers = self.finish(response)
         start_response(status, headers)
+        shared = self.renderer.shared
+        if shared and response.status == 200 and response.cacheable and method == "GET":
+            # the front end's copy, when it says it reads them (nginx/fastcgi_iipy.inc)
+            if environ.get("IIPY_FRONT_CACHE") == "1" and not self.renderer.watermarking:
+                shared.put_front(environ.get("REQUEST_URI", ""), response.content_type,
+                                 response.body)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "%s %s -> %s (%.2f ms)",
