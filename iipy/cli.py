@@ -4,6 +4,8 @@
 ``iipy --bind HOST:PORT``      FastCGI on a socket of its own (or ``--bind /path.sock``)
 ``iipy --http HOST:PORT``      plain HTTP, for a standalone start
 ``iipy demo [--http …]``       generate a demo image and serve it over HTTP
+``iipy config NAME``           print a shipped configuration (apache, lighttpd, nginx,
+                               systemd, systemd-socket, environment, logrotate)
 
 Configuration comes from iipsrv's environment variables, read once.
 """
@@ -47,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         from .tools.demo import main as demo_main
 
         return demo_main(argv[1:])
+    if argv and argv[0] == "config":
+        from .configs import main as config_main
+
+        return config_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_environ()
@@ -81,8 +87,21 @@ def main(argv: list[str] | None = None) -> int:
              processes)
     for line in settings.summary():
         log.info("setting %s", line)
+    warn_missing_extension()
     serve = server.serve_http if args.http else server.serve_fastcgi
     return server.run_pool(lambda: serve(app, sock), processes)
+
+
+def warn_missing_extension() -> None:
+    """The C part of watermarked JPEG tiles is optional; say so when it is missing."""
+    from .jpeg import markjpeg
+
+    if not markjpeg.available():
+        log.warning(
+            "the C extension iipy.jpeg._dctsplice is not built (no C compiler or Python "
+            "headers at install time): watermarked JPEG tiles are decoded and re-encoded "
+            "whole, which is slower; reinstall with gcc and python3-dev to build it"
+        )
 
 
 if __name__ == "__main__":

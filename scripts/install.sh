@@ -1,20 +1,41 @@
 #!/usr/bin/env bash
-# Install what iipy needs on Debian (12 or later) into ./.venv.
-#   scripts/install.sh          the server alone
+# Install what iipy needs on Debian (12 or later).
+#   scripts/install.sh          the server alone, into ./.venv (editable: for development)
 #   scripts/install.sh test     also the real components the tests start: lighttpd,
 #                               Apache with mod_fcgid, Debian's iipsrv 1.1 (the reference)
 #   scripts/install.sh bench    as test, plus wrk for benchmarks/run.py
+#   scripts/install.sh --prefix /opt/iipy [--bindir /usr/local/bin]
+#                               production: a virtual environment at the prefix with iipy
+#                               installed from this tree (not editable: the clone can be
+#                               deleted afterwards) and `iipy` linked into --bindir, the path
+#                               the shipped configurations use (`iipy config NAME` prints them)
 # Uses sudo for apt-get when not run as root. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+mode="" prefix="" bindir="/usr/local/bin"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    test|bench) mode="$1" ;;
+    --prefix) prefix="${2:?--prefix needs a directory}"; shift ;;
+    --prefix=*) prefix="${1#--prefix=}" ;;
+    --bindir) bindir="${2:?--bindir needs a directory}"; shift ;;
+    --bindir=*) bindir="${1#--bindir=}" ;;
+    *) echo "usage: $0 [test|bench] | --prefix DIR [--bindir DIR]" >&2; exit 2 ;;
+  esac
+  shift
+done
+if [ -n "$prefix" ] && [ -n "$mode" ]; then
+  echo "$0: --prefix installs the server alone; use test/bench in a clone" >&2; exit 2
+fi
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 
 # gcc, python3-dev: build iipy.jpeg._dctsplice, the C part of watermarked JPEG tiles (iipy
-# installs and runs without it, but every marked tile is then decoded and re-encoded)
+# installs and runs without it, warning at start-up, but every marked tile is then decoded and
+# re-encoded)
 packages="python3 python3-venv python3-pip python3-dev gcc libopenjp2-7"
-mode="${1:-}"
 if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
   # libmagic1: python-magic, imported by the IIIF validator
   packages="$packages lighttpd apache2 libapache2-mod-fcgid iipimage-server libopenjp2-tools libmagic1"
@@ -27,17 +48,49 @@ done
 if [ -n "$missing" ]; then
   echo "installing Debian packages:$missing"
   $sudo apt-get update -qq
-  # no services started by package scripts: the tests start their own on free ports
-  printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
-  $sudo chmod +x /usr/sbin/policy-rc.d
+  # No services started by package scripts (the tests start their own on free ports): a
+  # policy-rc.d that refuses, for the duration of apt-get only. An existing one (a container's,
+  # an administrator's) is put back afterwards, also when apt-get fails.
+  policy="${IIPY_POLICY_RC_D:-/usr/sbin/policy-rc.d}"
+  saved=""
+  if [ -e "$policy" ]; then
+    saved="$(mktemp "${TMPDIR:-/tmp}/policy-rc.d.XXXXXX")"
+    $sudo cp -p "$policy" "$saved"
+  fi
+  restore_policy() {
+    if [ -n "$saved" ]; then
+      $sudo cp -p "$saved" "$policy" && rm -f "$saved"
+    else
+      $sudo rm -f "$policy"
+    fi
+  }
+  trap restore_policy EXIT
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+  $sudo chmod +x "$policy"
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing
-  $sudo rm -f /usr/sbin/policy-rc.d
+  restore_policy
+  trap - EXIT
 fi
 
 # Debian's interpreter, not one under a user's home: web servers run FastCGI children as
 # another user (Apache: www-data), who must be able to execute it.
 python=/usr/bin/python3
 [ -x "$python" ] || python=python3
+
+if [ -n "$prefix" ]; then
+  [ -x "$prefix/bin/python" ] || $sudo "$python" -m venv "$prefix"
+  $sudo "$prefix/bin/python" -m pip install -q --upgrade pip
+  # a fresh copy of the tree: a build never writes into the clone, and the result does not
+  # point back at it
+  $sudo "$prefix/bin/python" -m pip install -q --upgrade --force-reinstall --no-deps .
+  $sudo "$prefix/bin/python" -m pip install -q .
+  $sudo mkdir -p "$bindir"
+  $sudo ln -sfn "$prefix/bin/iipy" "$bindir/iipy"
+  echo "installed: $("$prefix/bin/iipy" --version) at $prefix; $bindir/iipy -> $prefix/bin/iipy"
+  echo "configurations: iipy config (lists them), e.g. iipy config systemd"
+  exit 0
+fi
+
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
