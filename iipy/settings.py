@@ -13,9 +13,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
+from . import __version__
 from .errors import ConfigError
 
 VERSION = "1.1"  # the iipsrv version whose wire behaviour we follow by default
+#: the Server header: iipy's own name and version unless IIPY_SERVER_HEADER asks otherwise
+SERVER_HEADER = f"iipy/{__version__}"
 MEGABYTE = 1_024_000  # iipsrv's "MB" for MAX_IMAGE_CACHE_SIZE
 
 
@@ -48,6 +51,17 @@ def _str(env: Mapping[str, str], name: str, default: str = "") -> str:
 
 def _clamp(value: float, low: float, high: float) -> float:
     return max(low, min(high, value))
+
+
+def _server_header(raw: str) -> str:
+    """IIPY_SERVER_HEADER: empty for iipy's own, ``iipsrv`` for iipsrv 1.1's value (for a
+    client that checks it), anything else verbatim."""
+    raw = raw.strip()
+    if not raw:
+        return SERVER_HEADER
+    if raw.lower() == "iipsrv":
+        return f"iipsrv/{VERSION}"
+    return raw
 
 
 URI_MAP_PROTOCOLS = {"iip": "fif", "iiif": "iiif", "deepzoom": "deepzoom", "zoomify": "zoomify"}
@@ -106,7 +120,7 @@ class Settings:
     # iipy's own
     fcgi_web_server_addrs: str = ""
     error_truncate: bool = True  # 1.1 cuts IIP error lines after 31 characters
-    server_name: str = f"iipsrv/{VERSION}"
+    server_name: str = SERVER_HEADER
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -168,8 +182,7 @@ class Settings:
             copyright=_str(env, "COPYRIGHT"),
             fcgi_web_server_addrs=_str(env, "FCGI_WEB_SERVER_ADDRS"),
             error_truncate=_int(env, "IIPY_ERROR_TRUNCATE", 1) != 0,
-            server_name=_str(env, "IIPY_SERVER_HEADER", f"iipsrv/{VERSION}")
-            or f"iipsrv/{VERSION}",
+            server_name=_server_header(_str(env, "IIPY_SERVER_HEADER")),
         )
 
     def summary(self) -> list[str]:

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
+from .. import __version__
 from ..errors import CorruptImage, IIPyError, MethodNotAllowed
 from ..http import NotModified, Request, Response, cors_headers, http_date
 from ..paths import PathResolver
@@ -45,7 +46,7 @@ ALLOW = "GET, HEAD, POST, OPTIONS"
 PATH_ROUTES = ("iiif", "deepzoom", "zoomify")
 HOME_PAGE = (
     "<!DOCTYPE html><html><head><title>iipy</title></head><body>"
-    "<h1>iipy</h1><p>An IIPImage-compatible image server.</p>"
+    f"<h1>iipy {__version__}</h1><p>An IIPImage-compatible image server.</p>"
     "<p>Ask for an image with <code>?FIF=/path/to/image.tif&amp;OBJ=IIP,1.0</code>.</p>"
     "</body></html>"
 )
