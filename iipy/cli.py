@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     from .serve import logsetup, server
     from .serve.app import create_app
 
-    logsetup.configure(settings)
+    logsetup.configure(settings, terminal=bool(args.http))
     if args.bind and args.http:
         return server.fail("use --bind (FastCGI) or --http, not both")
     if args.processes is not None and args.processes < 1:
@@ -82,11 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         return server.fail(f"cannot listen: {exc}")
     app = create_app(settings)
-    log.info("iipy %s starting: %s, %d process(es)", __version__,
+    # one line a process: a web server may start many
+    log.info("iipy %s starting: %s, %d process(es); settings: %s", __version__,
              f"HTTP on {args.http}" if args.http else f"FastCGI on {args.bind or 'fd 0'}",
-             processes)
+             processes, ", ".join(settings.changes()) or "iipsrv's defaults")
     for line in settings.summary():
-        log.info("setting %s", line)
+        log.debug("setting %s", line)
     warn_missing_extension()
     serve = server.serve_http if args.http else server.serve_fastcgi
     return server.run_pool(lambda: serve(app, sock), processes)

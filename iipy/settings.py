@@ -86,6 +86,7 @@ def _uri_map(raw: str) -> tuple[str, str] | None:
 class Settings:
     verbosity: int = 1
     logfile: str = "/tmp/iipsrv.log"
+    logfile_set: bool = False  # LOGFILE was given (else `iipy --http` logs to the terminal)
     max_image_cache_bytes: int = 10 * MEGABYTE
     max_metadata_cache_size: int = 1000
     filesystem_prefix: str = ""
@@ -149,6 +150,7 @@ class Settings:
         return cls(
             verbosity=max(0, _int(env, "VERBOSITY", 1)),
             logfile=_str(env, "LOGFILE", "/tmp/iipsrv.log"),
+            logfile_set="LOGFILE" in env,
             max_image_cache_bytes=int(cache_mb * MEGABYTE),
             max_metadata_cache_size=metadata_size,
             filesystem_prefix=_str(env, "FILESYSTEM_PREFIX"),
@@ -184,6 +186,16 @@ class Settings:
             error_truncate=_int(env, "IIPY_ERROR_TRUNCATE", 1) != 0,
             server_name=_server_header(_str(env, "IIPY_SERVER_HEADER")),
         )
+
+    def changes(self) -> list[str]:
+        """``name=value`` for every setting that differs from its default (one log line)."""
+        default = Settings()
+        return [
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in fields(self)
+            if f.name not in ("extra", "logfile_set")
+            and getattr(self, f.name) != getattr(default, f.name)
+        ]
 
     def summary(self) -> list[str]:
         """``name = value`` lines for the start-up log."""

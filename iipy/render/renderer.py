@@ -88,6 +88,9 @@ class Renderer:
         )
         self._rng = rng
         self._rng_pid = -1
+        #: how the last tile was made: "passthrough" (stored bytes), "cache" (encoded-tile
+        #: cache), "decoded", "marked" ("" before any): the access log and metrics read it
+        self.last_source = ""
 
     @property
     def watermarking(self) -> bool:
@@ -106,6 +109,11 @@ class Renderer:
         """Inject a random source (tests seed one); kept across forks."""
         self._rng = source
         self._rng_pid = -2
+
+    @property
+    def open_images(self) -> int:
+        """Images held open in this process (the metadata cache)."""
+        return len(self._images)
 
     def clear(self) -> None:
         """Empty the caches (SIGHUP)."""
@@ -185,6 +193,7 @@ class Renderer:
         column, row = view.tile % level.columns, view.tile // level.columns
         mark = self.watermarking and self.watermark.draw(self.rng)  # type: ignore[union-attr]
         if mark:
+            self.last_source = "marked"
             return self._marked_tile(entry, native, column, row, view)
         if (
             view.format is OutputFormat.JPEG
@@ -196,11 +205,14 @@ class Renderer:
             if raw is not None:
                 if entry.icc_app2:
                     raw = raw[:2] + entry.icc_app2 + raw[2:]
+                self.last_source = "passthrough"
                 return raw
         key = (entry.record.stamp, view)  # the frozen View is the key: every field counts
         cached = self._tiles.get(key)
         if cached is not None:
+            self.last_source = "cache"
             return cached
+        self.last_source = "decoded"
         pixels = entry.decoder.read_tile(native, column, row, **self._layers(info, view))
         pixels = self._pixels(entry, pixels, view)
         data = self._encode(info, native, pixels, view)

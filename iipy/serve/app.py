@@ -23,6 +23,8 @@ from ..protocols.iip import IIPProtocol
 from ..protocols.zoomify import ZoomifyProtocol
 from ..render.renderer import Renderer
 from ..settings import Settings
+from . import accesslog
+from .observe import Exchange, Hook, kind_of, run_hooks
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,8 @@ class Application:
         }
         self.server_header = settings.server_name
         self.cors = cors_headers(settings.cors)
+        #: called with an Exchange after every response (access log, metrics)
+        self.hooks: list[Hook] = [accesslog.hook]
 
     def clear_caches(self) -> None:
         self.renderer.clear()
@@ -87,32 +91,45 @@ class Application:
             response = Response(500, b"internal server error\n", "text/plain", cacheable=False)
         status, headers = self.finish(response)
         start_response(status, headers)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "%s %s -> %s (%.2f ms)",
-                method,
-                environ.get("QUERY_STRING") or environ.get("REQUEST_URI", ""),
-                status,
-                (time.perf_counter() - started) * 1000,
-            )
-        if method == "HEAD" or response.status in (204, 304):
-            return [b""]
-        return [response.body]
+        body = b"" if method == "HEAD" or response.status in (204, 304) else response.body
+        if self.hooks:
+            self.observe(environ, method, response.status, len(body), started)
+        return [body]
+
+    def observe(self, environ: dict, method: str, status: int, size: int, started: float) -> None:
+        protocol, query = environ.get("iipy.route", ("other", ""))
+        kind = kind_of(protocol, query)
+        exchange = Exchange(
+            client=environ.get("REMOTE_ADDR") or "-",
+            method=method,
+            uri=environ.get("REQUEST_URI") or environ.get("QUERY_STRING", ""),
+            status=status,
+            bytes=size,
+            seconds=time.perf_counter() - started,
+            protocol=protocol,
+            kind=kind,
+            source=self.renderer.last_source if kind == "tile" and status == 200 else "",
+        )
+        run_hooks(self.hooks, exchange)
 
     def dispatch(self, environ: dict, method: str) -> Response:
         if method == "OPTIONS":
+            environ["iipy.route"] = ("options", "")
             return Response(204, headers=[("Allow", ALLOW)])
         if method not in ("GET", "HEAD", "POST"):
             raise MethodNotAllowed(f"method {method} is not allowed")
         request = self.request(environ, method)
         if not request.query:
+            environ["iipy.route"] = ("home", "")
             return Response(200, HOME_PAGE.encode(), "text/html; charset=utf-8")
         name, _, argument = request.query.partition("=")
         protocol = self.protocols.get(name.lower())
         if protocol is not None:
             if "&" in argument and not self.is_path_request(request.uri):
                 argument = argument.split("&", 1)[0]  # a query string: one command
+            environ["iipy.route"] = (name.lower(), argument)
             return protocol.handle(request, argument)
+        environ["iipy.route"] = ("iip", request.query)
         return self.iip.handle(request)
 
     def request(self, environ: dict, method: str) -> Request:

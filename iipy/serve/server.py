@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import logsetup
 from .app import Application
 
 log = logging.getLogger(__name__)
@@ -87,14 +88,21 @@ class _Worker:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         signal.signal(signal.SIGHUP, self._hup)
+        signal.signal(signal.SIGUSR1, _reopen_log)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
     def _stop(self, signum: int, frame: object) -> None:
         self.running = False
 
     def _hup(self, signum: int, frame: object) -> None:
+        logsetup.reopen()
         log.info("SIGHUP: caches cleared")
         self.app.clear_caches()
+
+
+def _reopen_log(signum: int, frame: object) -> None:
+    """SIGUSR1: reopen LOGFILE (logrotate's postrotate)."""
+    logsetup.reopen()
 
 
 def serve_fastcgi(app: Application, sock: socket.socket) -> None:
@@ -189,14 +197,16 @@ def run_pool(serve: Callable[[], None], processes: int) -> int:
             _kill(pid, signal.SIGTERM)
 
     def hup(signum: int, frame: object) -> None:
+        logsetup.reopen()
         for pid in list(children):
-            _kill(pid, signal.SIGHUP)
+            _kill(pid, signum)
 
     for _ in range(processes):
         spawn()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, hup)
+    signal.signal(signal.SIGUSR1, hup)
     while children:
         try:
             pid, status = os.wait()
