@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
             sock, processes = fd0, args.processes or 1
     except (OSError, ValueError) as exc:
         return server.fail(f"cannot listen: {exc}")
+    from .serve import metrics
+
+    metrics.prepare(settings, pool=bool(args.bind or args.http))
     app = create_app(settings)
     # one line a process: a web server may start many
     log.info("iipy %s starting: %s, %d process(es); settings: %s", __version__,
@@ -90,7 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         log.debug("setting %s", line)
     warn_missing_extension()
     serve = server.serve_http if args.http else server.serve_fastcgi
-    return server.run_pool(lambda: serve(app, sock), processes)
+    try:
+        return server.run_pool(lambda: serve(app, sock), processes,
+                               on_restart=metrics.worker_restarted, on_exit=metrics.worker_exited)
+    finally:
+        metrics.cleanup()
 
 
 def warn_missing_extension() -> None:

@@ -9,6 +9,7 @@ feature off.  Nothing else in iipy reads ``os.environ``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -51,6 +52,22 @@ def _str(env: Mapping[str, str], name: str, default: str = "") -> str:
 
 def _clamp(value: float, low: float, high: float) -> float:
     return max(low, min(high, value))
+
+
+def _networks(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma/space list of addresses or networks (``10.0.0.0/8``); ``*`` for anyone."""
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    items = tuple(part for part in raw.replace(",", " ").split() if part)
+    if items == ("*",):
+        return ()
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(f"{name}: {item!r} is not an address or network") from None
+    return items
 
 
 def _server_header(raw: str) -> str:
@@ -122,6 +139,11 @@ class Settings:
     fcgi_web_server_addrs: str = ""
     error_truncate: bool = True  # 1.1 cuts IIP error lines after 31 characters
     server_name: str = SERVER_HEADER
+    health: bool = True  # /health, ?HEALTH
+    health_allow: tuple[str, ...] = ()  # networks allowed to ask; () anyone
+    metrics: bool = True  # /metrics, ?METRICS
+    metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1")
+    metrics_dir: str = ""  # prometheus-client multiprocess directory
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -185,6 +207,11 @@ class Settings:
             fcgi_web_server_addrs=_str(env, "FCGI_WEB_SERVER_ADDRS"),
             error_truncate=_int(env, "IIPY_ERROR_TRUNCATE", 1) != 0,
             server_name=_server_header(_str(env, "IIPY_SERVER_HEADER")),
+            health=_int(env, "IIPY_HEALTH", 1) != 0,
+            health_allow=_networks(env, "IIPY_HEALTH_ALLOW", ()),
+            metrics=_int(env, "IIPY_METRICS", 1) != 0,
+            metrics_allow=_networks(env, "IIPY_METRICS_ALLOW", ("127.0.0.0/8", "::1")),
+            metrics_dir=_str(env, "IIPY_METRICS_DIR"),
         )
 
     def changes(self) -> list[str]:

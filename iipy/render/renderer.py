@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..decoders import Decoder, decoder_for
+from ..decoders import Decoder, decoder_for, probe
 from ..decoders.base import quality_layers
 from ..errors import IIPyError, NotFound
 from ..jpeg import markers, markjpeg
@@ -88,8 +88,7 @@ class Renderer:
         )
         self._rng = rng
         self._rng_pid = -1
-        #: how the last tile was made: "passthrough" (stored bytes), "cache" (encoded-tile
-        #: cache), "decoded", "marked" ("" before any): the access log and metrics read it
+        #: the last tile's source (passthrough/cache/decoded/marked): access log, metrics
         self.last_source = ""
 
     @property
@@ -110,9 +109,12 @@ class Renderer:
         self._rng = source
         self._rng_pid = -2
 
+    def decoder_checks(self) -> dict[str, str]:
+        """Each image format's decoder: "ok" or why it cannot be used (/health)."""
+        return probe.checks()
+
     @property
     def open_images(self) -> int:
-        """Images held open in this process (the metadata cache)."""
         return len(self._images)
 
     def clear(self) -> None:

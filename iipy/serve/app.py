@@ -24,6 +24,7 @@ from ..protocols.zoomify import ZoomifyProtocol
 from ..render.renderer import Renderer
 from ..settings import Settings
 from . import accesslog
+from .health import StatusPages
 from .observe import Exchange, Hook, kind_of, run_hooks
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,13 @@ class Application:
         self.cors = cors_headers(settings.cors)
         #: called with an Exchange after every response (access log, metrics)
         self.hooks: list[Hook] = [accesslog.hook]
+        scrape = None
+        if settings.metrics:
+            from . import metrics
+
+            self.hooks.append(metrics.Recorder(lambda: self.renderer.open_images))
+            scrape = metrics.scrape
+        self.status_pages = StatusPages(settings, self.renderer.decoder_checks, scrape)
 
     def clear_caches(self) -> None:
         self.renderer.clear()
@@ -118,6 +126,9 @@ class Application:
             return Response(204, headers=[("Allow", ALLOW)])
         if method not in ("GET", "HEAD", "POST"):
             raise MethodNotAllowed(f"method {method} is not allowed")
+        page = self.status_pages.answer(environ)  # /health, /metrics
+        if page is not None:
+            return page
         request = self.request(environ, method)
         if not request.query:
             environ["iipy.route"] = ("home", "")

@@ -168,10 +168,20 @@ def serve_http(app: Application, sock: socket.socket, wsgi: Callable | None = No
 # -- the pool -------------------------------------------------------------------
 
 
-def run_pool(serve: Callable[[], None], processes: int) -> int:
-    """Fork ``processes`` workers running ``serve``; supervise until told to stop."""
+def run_pool(
+    serve: Callable[[], None],
+    processes: int,
+    on_restart: Callable[[], None] | None = None,
+    on_exit: Callable[[int], None] | None = None,
+) -> int:
+    """Fork ``processes`` workers running ``serve``; supervise until told to stop.
+
+    ``on_exit(pid)`` is called for each worker that ended, ``on_restart()`` for each one
+    replaced (the metrics)."""
     if processes <= 1:
         serve()
+        if on_exit is not None:
+            on_exit(os.getpid())
         return 0
     children: dict[int, float] = {}
     stopping = False
@@ -215,9 +225,13 @@ def run_pool(serve: Callable[[], None], processes: int) -> int:
         except InterruptedError:
             continue
         started = children.pop(pid, None)
+        if on_exit is not None:
+            on_exit(pid)
         if started is None or stopping:
             continue
         log.error("worker %d exited (status %d); starting another", pid, status)
+        if on_restart is not None:
+            on_restart()
         if time.monotonic() - started < 1.0:
             time.sleep(1.0)  # do not spin if workers die at start
         spawn()
