@@ -8,7 +8,8 @@
 #                               production: a virtual environment at the prefix with iipy
 #                               installed from this tree (not editable: the clone can be
 #                               deleted afterwards) and `iipy` linked into --bindir, the path
-#                               the shipped configurations use (`iipy config NAME` prints them)
+#                               the shipped configurations use (`iipy config NAME` prints them);
+#                               DIR/fcgi-bin/iipsrv.fcgi for Debian's iipimage-server config
 # Uses sudo for apt-get when not run as root. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -84,8 +85,11 @@ if [ -n "$prefix" ]; then
   # point back at it
   $sudo "$prefix/bin/python" -m pip install -q --upgrade --force-reinstall --no-deps .
   $sudo "$prefix/bin/python" -m pip install -q .
-  $sudo mkdir -p "$bindir"
+  $sudo mkdir -p "$bindir" "$prefix/fcgi-bin"
   $sudo ln -sfn "$prefix/bin/iipy" "$bindir/iipy"
+  # Debian's iipimage-server Apache configuration runs <ScriptAlias dir>/iipsrv.fcgi: point
+  # its ScriptAlias at this directory and nothing else changes (README, "Replacing iipsrv")
+  $sudo ln -sfn ../bin/iipy "$prefix/fcgi-bin/iipsrv.fcgi"
   echo "installed: $("$prefix/bin/iipy" --version) at $prefix; $bindir/iipy -> $prefix/bin/iipy"
   echo "configurations: iipy config (lists them), e.g. iipy config systemd"
   exit 0

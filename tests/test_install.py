@@ -22,17 +22,9 @@ INSTALL = REPO / "scripts" / "install.sh"
 
 
 @pytest.fixture(scope="module")
-def prefix(tmp_path_factory) -> tuple[Path, Path]:
-    """A production install: (prefix, bindir). Real pip, real build of the wheel."""
-    root = tmp_path_factory.mktemp("production")
-    prefix, bindir = root / "opt-iipy", root / "bin"
-    result = subprocess.run(
-        ["bash", str(INSTALL), "--prefix", str(prefix), "--bindir", str(bindir)],
-        capture_output=True, text=True, timeout=900, check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert f"{bindir}/iipy -> {prefix}/bin/iipy" in result.stdout
-    return prefix, bindir
+def prefix(production_install) -> tuple[Path, Path]:
+    """A production install: (prefix, bindir) (tests/conftest.py)."""
+    return production_install
 
 
 def _run(argv: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
