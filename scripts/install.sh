@@ -40,6 +40,8 @@ packages="python3 python3-venv python3-pip python3-dev gcc libopenjp2-7"
 if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
   # libmagic1: python-magic, imported by the IIIF validator
   packages="$packages lighttpd apache2 libapache2-mod-fcgid iipimage-server libopenjp2-tools libmagic1"
+  # systemd-analyze: tests/test_systemd.py rates and verifies conf/iipy.service
+  packages="$packages systemd"
 fi
 if [ "$mode" = "bench" ]; then packages="$packages wrk"; fi
 missing=""
