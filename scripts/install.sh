@@ -42,6 +42,8 @@ if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
   packages="$packages lighttpd apache2 libapache2-mod-fcgid iipimage-server libopenjp2-tools libmagic1"
   # systemd-analyze: tests/test_systemd.py rates and verifies conf/iipy.service
   packages="$packages systemd"
+  # tests/test_browser.py: Debian's Chromium and its driver; npm fetches the viewers
+  packages="$packages chromium chromium-driver npm"
 fi
 if [ "$mode" = "bench" ]; then packages="$packages wrk"; fi
 missing=""
@@ -109,4 +111,14 @@ if [ -n "$extra" ]; then
   # whichever comes last overwrites the other's modules. The tests run 1.0.5's (the -ng
   # wheel contributes only validation_image.png, which 1.0.5 lacks), so put 1.0.5 on top.
   .venv/bin/python -m pip install -q --force-reinstall --no-deps "iiif-validator==1.0.5"
+  # the viewers tests/test_browser.py opens, as npm publishes them (not committed)
+  mkdir -p .browser
+  for pkg in openseadragon@6.1.1 mirador@4.0.0; do
+    name="${pkg%@*}"
+    if [ ! -d ".browser/$name" ]; then
+      (cd .browser && npm pack --silent "$pkg" >/dev/null && mkdir "$name.tmp" \
+        && tar xzf "$name"-*.tgz -C "$name.tmp" --strip-components=1 && rm "$name"-*.tgz \
+        && mv "$name.tmp" "$name")
+    fi
+  done
 fi
