@@ -111,9 +111,12 @@ def _wait(driver, script: str, what: str, seconds: float = 60):
     raise AssertionError(f"gave up waiting for {what}: {driver.execute_script(script)!r}")
 
 
-def _pixels(driver, selector: str) -> np.ndarray:
-    element = driver.find_element("css selector", selector)
-    shot = Image.open(io.BytesIO(element.screenshot_as_png)).convert("RGB")
+def _pixels(driver, selector: str, keep: Path | None = None) -> np.ndarray:
+    """The screenshot of an element as float RGB (also written to ``keep``, to look at)."""
+    png = driver.find_element("css selector", selector).screenshot_as_png
+    if keep is not None:
+        keep.write_bytes(png)
+    shot = Image.open(io.BytesIO(png)).convert("RGB")
     return np.asarray(shot).astype(np.float64)
 
 
@@ -147,7 +150,7 @@ def _open_osd(driver, page_server, name: str, source: str) -> dict[str, float]:
     state = _wait(driver, "return state.done || state.failed.length ? state : null",
                   f"{name} to load its tiles")
     assert state["failed"] == [] and state["loaded"] > 0, state
-    stats = picture_stats(_pixels(driver, "#v"))
+    stats = picture_stats(_pixels(driver, "#v", root / f"{name}.png"))
     STATS[name] = {**stats, "tiles": state["loaded"]}
     assert _console_errors(driver) == []
     return stats
