@@ -44,6 +44,8 @@ if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
   packages="$packages systemd"
   # tests/test_browser.py: Debian's Chromium and its driver; npm fetches the viewers
   packages="$packages chromium chromium-driver npm"
+  # tests/test_logs.py runs the shipped logrotate snippet
+  packages="$packages logrotate"
 fi
 if [ "$mode" = "bench" ]; then packages="$packages wrk"; fi
 missing=""

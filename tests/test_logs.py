@@ -136,3 +136,43 @@ def test_http_by_hand_logs_to_the_terminal(images, image_dir, tmp_path):
         _, err = process.communicate(timeout=10)
     assert " starting: HTTP on 127.0.0.1:" in err
     assert '"GET /?FIF=rgb.tif&JTL=2,0" 200 ' in err
+
+
+def test_shipped_logrotate_snippet_rotates_a_running_server(images, image_dir, tmp_path):
+    """conf/iipy.logrotate run by logrotate itself (package logrotate), with the paths,
+    owner and postrotate signal pointed at this test's server (no systemd here)."""
+    import getpass
+    import grp
+    import shutil
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "iipy.log"
+    env = iipy_environment({"FILESYSTEM_PREFIX": f"{image_dir}/", "VERBOSITY": "2",
+                            "LOGFILE": str(log)})
+    server = start_fcgi_command(iipy_argv(), env, workdir=tmp_path / "work",
+                                extra_args=["--processes", "2"], name="iipy")
+    try:
+        assert server.request("FIF=rgb.tif&JTL=2,0").status == 200
+        _wait(lambda: len(_access_lines(log)) == 1, "the first access line")
+        snippet = (Path(__file__).resolve().parent.parent / "conf" / "iipy.logrotate").read_text()
+        assert "copytruncate" not in snippet.replace("No copytruncate", "")
+        group = grp.getgrgid(os.getgid()).gr_name
+        snippet = (snippet.replace("/var/log/iipy/*.log", f"{logs}/*.log")
+                   .replace("create 0640 iipy adm", f"create 0640 {getpass.getuser()} {group}"))
+        snippet = re.sub(r"(postrotate\n).*?\n(\s*endscript)",
+                         rf"\1        kill -USR1 {server.pid}\n\2", snippet, flags=re.S)
+        conf = tmp_path / "logrotate.conf"
+        conf.write_text(snippet)
+        rotate = subprocess.run([shutil.which("logrotate") or "/usr/sbin/logrotate", "-f", "-s",
+                                 str(tmp_path / "state"), str(conf)],
+                                capture_output=True, text=True, check=False)
+        assert rotate.returncode == 0, rotate.stderr
+        rotated = logs / "iipy.log.1"  # delaycompress: the newest old file stays plain
+        assert len(_access_lines(rotated)) == 1
+        for _ in range(4):
+            assert server.request("FIF=rgb.tif&JTL=2,1").status == 200
+        _wait(lambda: len(_access_lines(log)) == 4, "access lines in the new file")
+        assert len(_access_lines(rotated)) == 1
+    finally:
+        server.stop()
