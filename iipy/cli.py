@@ -16,9 +16,10 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 
 from . import __version__
-from .errors import ConfigError
+from .errors import ConfigError, IIPyError
 from .settings import Settings
 
 log = logging.getLogger("iipy")
@@ -39,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="worker processes (default: cores when binding, 1 when spawned on fd 0)",
     )
+    parser.add_argument(
+        "--env-file",
+        metavar="PATH",
+        help="read settings from this NAME=value file too (e.g. /etc/default/iipy), "
+        "again on SIGHUP, which then replaces the workers",
+    )
     parser.add_argument("--version", action="version", version=f"iipy {__version__}")
     return parser
 
@@ -55,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         return config_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
-        settings = Settings.from_environ()
+        settings = Settings.load(args.env_file or "")
     except ConfigError as exc:
         sys.stderr.write(f"iipy: configuration error: {exc.message}\n")
         return 2
@@ -93,8 +100,22 @@ def main(argv: list[str] | None = None) -> int:
         log.debug("setting %s", line)
     warn_missing_extension()
     serve = server.serve_http if args.http else server.serve_fastcgi
+
+    def reload() -> Callable[[], None] | None:
+        """SIGHUP in the pool: settings read again, new workers (None: keep the old)."""
+        try:
+            fresh = Settings.load(args.env_file or "")
+            logsetup.configure(fresh, terminal=bool(args.http))
+            fresh_app = create_app(fresh)
+        except IIPyError as exc:
+            log.error("reload refused (%s); the running workers go on", exc.message)
+            return None
+        log.info("reload: %d new worker(s); settings: %s", processes,
+                 ", ".join(fresh.changes()) or "iipsrv's defaults")
+        return lambda: serve(fresh_app, sock)
+
     try:
-        return server.run_pool(lambda: serve(app, sock), processes,
+        return server.run_pool(lambda: serve(app, sock), processes, reload=reload,
                                on_restart=metrics.worker_restarted, on_exit=metrics.worker_exited)
     finally:
         metrics.cleanup()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
@@ -52,6 +53,31 @@ def _str(env: Mapping[str, str], name: str, default: str = "") -> str:
 
 def _clamp(value: float, low: float, high: float) -> float:
     return max(low, min(high, value))
+
+
+def read_env_file(path: str) -> dict[str, str]:
+    """``NAME=value`` lines of a shell-sourceable file (/etc/default/iipy): comments, blank
+    lines, ``export``, shell quoting. ConfigError for an unreadable file or a bad line."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    found: dict[str, str] = {}
+    for number, line in enumerate(lines, 1):
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError as exc:
+            raise ConfigError(f"{path}:{number}: {exc}") from None
+        if words[:1] == ["export"]:
+            words = words[1:]
+        if not words:
+            continue
+        name, sep, value = words[0].partition("=")
+        if len(words) != 1 or not sep or not name.replace("_", "a").isalnum():
+            raise ConfigError(f"{path}:{number}: not NAME=value: {line.strip()!r}")
+        found[name] = value
+    return found
 
 
 def _networks(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -145,6 +171,15 @@ class Settings:
     metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1")
     metrics_dir: str = ""  # prometheus-client multiprocess directory
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def load(cls, env_file: str = "") -> Settings:
+        """The process environment, overlaid with ``env_file`` when given (``--env-file``:
+        read again on every reload, so editing it and sending SIGHUP changes settings)."""
+        env = dict(os.environ)
+        if env_file:
+            env.update(read_env_file(env_file))
+        return cls.from_environ(env)
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] | None = None) -> Settings:

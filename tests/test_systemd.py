@@ -32,7 +32,9 @@ def test_unit_is_hardened_as_documented():
     unit = SERVICE.read_text()
     for directive in ("NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes",
                       "PrivateTmp=yes", "ReadOnlyPaths=-/var/www/images", "User=iipy",
-                      "Documentation=", "StandardInput=socket", "Requires=iipy.socket"):
+                      "Documentation=", "StandardInput=socket", "Requires=iipy.socket",
+                      "ExecStart=/usr/local/bin/iipy --processes 2 --env-file /etc/default/iipy",
+                      "ExecReload=/bin/kill -HUP $MAINPID"):
         assert re.search(rf"^{re.escape(directive)}", unit, re.M), directive
     # the images are where the environment file says
     assert "FILESYSTEM_PREFIX=/var/www/images/" in ENV_FILE.read_text()

@@ -173,17 +173,23 @@ def run_pool(
     processes: int,
     on_restart: Callable[[], None] | None = None,
     on_exit: Callable[[int], None] | None = None,
+    reload: Callable[[], Callable[[], None] | None] | None = None,
 ) -> int:
     """Fork ``processes`` workers running ``serve``; supervise until told to stop.
 
     ``on_exit(pid)`` is called for each worker that ended, ``on_restart()`` for each one
-    replaced (the metrics)."""
+    replaced (the metrics).  SIGHUP with ``reload``: ``reload()`` gives the new workers'
+    ``serve`` (settings read again) or None (keep the running ones); the new workers start
+    on the same socket before the old ones are told to finish their request and exit, so
+    no request is dropped."""
     if processes <= 1:
         serve()
         if on_exit is not None:
             on_exit(os.getpid())
         return 0
     children: dict[int, float] = {}
+    retiring: set[int] = set()
+    current = [serve]
     stopping = False
 
     def spawn() -> None:
@@ -191,7 +197,7 @@ def run_pool(
         if pid == 0:
             code = 0
             try:
-                serve()
+                current[0]()
             except Exception:
                 log.exception("worker failed")
                 code = 1
@@ -207,6 +213,18 @@ def run_pool(
             _kill(pid, signal.SIGTERM)
 
     def hup(signum: int, frame: object) -> None:
+        if signum == signal.SIGHUP and reload is not None and not stopping:
+            fresh = reload()
+            if fresh is not None:
+                old = list(children)
+                current[0] = fresh
+                for _ in range(processes):
+                    spawn()
+                for pid in old:
+                    children.pop(pid, None)
+                    retiring.add(pid)
+                    _kill(pid, signal.SIGTERM)
+            return
         logsetup.reopen()
         for pid in list(children):
             _kill(pid, signum)
@@ -217,13 +235,14 @@ def run_pool(
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, hup)
     signal.signal(signal.SIGUSR1, hup)
-    while children:
+    while children or retiring:
         try:
             pid, status = os.wait()
         except ChildProcessError:
             break
         except InterruptedError:
             continue
+        retiring.discard(pid)
         started = children.pop(pid, None)
         if on_exit is not None:
             on_exit(pid)
