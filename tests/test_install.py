@@ -145,3 +145,21 @@ def test_install_script_puts_back_policy_rc_d_even_when_apt_fails(tmp_path, exis
         assert not policy.exists()
     else:
         assert policy.read_bytes() == existing
+
+
+def test_missing_c_extension_is_warned_at_start_up(tmp_path, monkeypatch):
+    from iipy import cli
+    from iipy.jpeg import markjpeg
+    from iipy.serve import logsetup
+    from iipy.settings import Settings
+
+    log = tmp_path / "iipy.log"
+    logsetup.configure(Settings.from_environ({"LOGFILE": str(log)}))
+    try:
+        cli.warn_missing_extension()
+        assert "_dctsplice" not in log.read_text()  # built here
+        monkeypatch.setattr(markjpeg, "_dctsplice", None)
+        cli.warn_missing_extension()
+        assert "WARNING iipy: the C extension iipy.jpeg._dctsplice is not built" in log.read_text()
+    finally:
+        logsetup.configure(Settings.from_environ({"LOGFILE": "/dev/null", "VERBOSITY": "0"}))
