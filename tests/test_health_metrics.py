@@ -43,8 +43,11 @@ def test_health_ok_at_each_address(images, image_dir, uri, query, path_info):
 
 
 def test_health_503_names_the_failing_check_without_paths(tmp_path):
-    missing = tmp_path / "no-such-images"
-    result, body = health(make_app(FILESYSTEM_PREFIX=f"{missing}/"))
+    missing = tmp_path / "images-gone"
+    missing.mkdir()
+    app = make_app(FILESYSTEM_PREFIX=f"{missing}/")
+    missing.rmdir()  # e.g. the image disk unmounted after start-up
+    result, body = health(app)
     assert result.status == 503 and body["status"] == "failing"
     assert body["checks"]["images"] == "the image directory (FILESYSTEM_PREFIX) does not exist"
     assert str(tmp_path) not in result.body.decode()
