@@ -77,7 +77,8 @@ def test_environment_file_is_sourceable_with_every_line_uncommented(tmp_path):
     assert list(work.iterdir()) == []  # no redirection created a file
     env = dict(item.split("=", 1) for item in result.stdout.decode().split("\0") if "=" in item)
     assert env["URI_MAP"] == "iiif=>IIIF" and env["CORS"] == "*"
-    settings = Settings.from_environ(env)
+    assert env["FILESYSTEM_PREFIX"] == "/var/www/images/"
+    settings = Settings.from_environ({**env, "FILESYSTEM_PREFIX": f"{tmp_path}/"})
     assert settings.uri_map == ("iiif", "iiif") and settings.cors == "*"
 
 
