@@ -38,8 +38,9 @@ if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 # re-encoded)
 packages="python3 python3-venv python3-pip python3-dev gcc libopenjp2-7"
 if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
-  # libmagic1: python-magic, imported by the IIIF validator
-  packages="$packages lighttpd apache2 libapache2-mod-fcgid iipimage-server libopenjp2-tools libmagic1"
+  # libmagic1: python-magic, imported by the IIIF validator; strace: the hostile paths
+  # table watches which files a real backend opens
+  packages="$packages lighttpd apache2 libapache2-mod-fcgid iipimage-server libopenjp2-tools libmagic1 strace"
   # systemd-analyze: tests/test_systemd.py rates and verifies conf/iipy.service
   packages="$packages systemd"
   # tests/test_browser.py: Debian's Chromium and its driver; npm fetches the viewers

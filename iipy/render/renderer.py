@@ -109,9 +109,7 @@ class Renderer:
         self._rng = source
         self._rng_pid = -2
 
-    def decoder_checks(self) -> dict[str, str]:
-        """Each image format's decoder: "ok" or why it cannot be used (/health)."""
-        return probe.checks()
+    decoder_checks = staticmethod(probe.checks)  # each format's decoder: "ok" or why not
 
     @property
     def open_images(self) -> int:
@@ -179,6 +177,7 @@ class Renderer:
             OutputFormat.PNG: s.png_quality,
             OutputFormat.WEBP: s.webp_quality,
             OutputFormat.TIFF: s.tiff_quality,
+            OutputFormat.AVIF: s.avif_quality,
         }[fmt]
 
     # -- tiles ------------------------------------------------------------
@@ -380,8 +379,9 @@ class Renderer:
         icc = self._icc(info)
         if icc and not _icc_still_applies(icc, view.processing, pixels.shape[2]):
             icc = None
+        compression = view.compression if view.compression >= 0 else self.settings.tiff_compression
         try:
-            return encode(pixels, view.format, quality, icc, dpi, xmp)
+            return encode(pixels, view.format, quality, icc, dpi, xmp, compression)
         except (OSError, ValueError) as exc:
             raise IIPyError("image could not be encoded") from exc
 
