@@ -90,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         return server.fail(f"cannot listen: {exc}")
     from .serve import metrics
 
-    metrics.prepare(settings, pool=bool(args.bind or args.http))
+    pool = bool(args.bind or args.http) or processes > 1
+    settings = metrics.usable(settings, pool)
+    metrics.prepare(settings, pool)
     app = create_app(settings)
     # one line a process: a web server may start many
     log.info("iipy %s starting: %s, %d process(es); settings: %s", __version__,
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     def reload() -> Callable[[], None] | None:
         """SIGHUP in the pool: settings read again, new workers (None: keep the old)."""
         try:
-            fresh = Settings.load(args.env_file or "")
+            fresh = metrics.usable(Settings.load(args.env_file or ""), pool)
             logsetup.configure(fresh, terminal=bool(args.http))
             fresh_app = create_app(fresh)
         except IIPyError as exc:

@@ -174,3 +174,36 @@ def test_metrics_directory_is_removed_with_the_pool(images, image_dir, tmp_path)
     finally:
         server.stop()
     assert not made[0].exists()
+
+
+@pytest.mark.parametrize("shared_dir", [False, True])
+def test_web_server_spawned_processes_serve_metrics_only_with_a_shared_dir(
+    images, image_dir, tmp_path, shared_dir
+):
+    """Started on fd 0 by a web server (here: a held socket), one process per spawn: without
+    IIPY_METRICS_DIR a scrape would see one random process, so /metrics is off."""
+    import socket
+    import subprocess
+    import sys
+
+    from fcgi_client import cgi_params, fcgi_request
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    env = {"FILESYSTEM_PREFIX": f"{image_dir}/", "LOGFILE": str(tmp_path / "iipy.log")}
+    if shared_dir:
+        env["IIPY_METRICS_DIR"] = str(tmp_path / "metrics")
+        (tmp_path / "metrics").mkdir()
+    process = subprocess.Popen([sys.executable, "-m", "iipy"], stdin=listener,
+                               env={**os.environ, **iipy_environment(env)},
+                               start_new_session=True)
+    try:
+        address = listener.getsockname()
+        reply = fcgi_request(address, cgi_params("", uri="/metrics"), timeout=30)
+        assert (b"iipy_worker_restarts_total" in reply.body) is shared_dir
+        assert fcgi_request(address, cgi_params("", uri="/health"), timeout=30).status == 200
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=15)
+        listener.close()

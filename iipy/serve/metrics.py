@@ -4,9 +4,10 @@ Every worker counts its own requests; with ``--bind``/``--http`` the processes s
 multiprocess directory (prometheus-client's multiprocess mode: one small mmap file per
 process and metric), so whichever worker answers a scrape reports the sum of all.  The
 directory is IIPY_METRICS_DIR, or a fresh temporary one the pool makes and removes.
-Processes a web server starts on fd 0 (mod_fcgid, lighttpd) have no common parent: give
-them IIPY_METRICS_DIR (a directory writable by the server's user, emptied when the web
-server starts) to be summed; without it each answers for itself.
+Processes a web server starts on fd 0 (mod_fcgid, lighttpd) have no common parent: they
+serve metrics only when given IIPY_METRICS_DIR (a directory writable by the server's user,
+emptied when the web server starts); without it each could only answer for itself, a
+different one per scrape, so none does (and prometheus-client is not even imported).
 
     iipy_requests_total{protocol,kind,status}        requests answered
     iipy_request_duration_seconds{protocol,kind}     time to the response body (histogram)
@@ -19,6 +20,7 @@ server starts) to be summed; without it each answers for itself.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -36,6 +38,13 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 _prom: ModuleType | None = None
 _metrics: dict[str, Any] = {}
 _owned_dir: str | None = None
+
+
+def usable(settings: Settings, pool: bool) -> Settings:
+    """``settings`` with metrics off where they could not be summed (see above)."""
+    if settings.metrics and not pool and not settings.metrics_dir:
+        return dataclasses.replace(settings, metrics=False)
+    return settings
 
 
 def prepare(settings: Settings, pool: bool) -> None:
