@@ -152,6 +152,7 @@ class Settings:
     tiff_compression: int = 2
     tiff_quality: int = 1
     max_cvt: int = 5000  # -1: no limit
+    max_source_pixels: int = 1 << 28  # iipy's own: source pixels one request may decode
     allow_upscaling: bool = True
     max_layers: int = 0
     watermark: str = ""
@@ -201,6 +202,9 @@ class Settings:
             max_cvt = 5000
         elif max_cvt < -1:
             max_cvt = 1
+        max_source_pixels = _int(env, "MAX_SOURCE_PIXELS", 1 << 28)
+        if max_source_pixels < 1:
+            raise ConfigError(f"MAX_SOURCE_PIXELS={max_source_pixels} must be positive")
         metadata_size = _int(
             env, "MAX_METADATA_CACHE_SIZE", _int(env, "MAX_IMAGE_METADATA_CACHE_SIZE", 1000)
         )
@@ -231,6 +235,7 @@ class Settings:
             tiff_compression=tiff_compression,
             tiff_quality=int(_clamp(_int(env, "TIFF_QUALITY", 1), 0, 100)),
             max_cvt=max_cvt,
+            max_source_pixels=max_source_pixels,
             allow_upscaling=_int(env, "ALLOW_UPSCALING", 1) != 0,
             max_layers=_int(env, "MAX_LAYERS", 0),
             watermark=_str(env, "WATERMARK"),

@@ -47,6 +47,8 @@ if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
   packages="$packages chromium chromium-driver npm"
   # tests/test_logs.py runs the shipped logrotate snippet
   packages="$packages logrotate"
+  # clang: tests/test_fuzz.py builds a coverage-instrumented copy of _dctsplice for atheris
+  packages="$packages clang"
 fi
 if [ "$mode" = "bench" ]; then packages="$packages wrk"; fi
 missing=""

@@ -25,17 +25,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..decoders import Decoder, decoder_for, probe
+from ..decoders import Decoder, decoder_for
 from ..decoders.base import quality_layers
 from ..errors import IIPyError, NotFound
 from ..jpeg import markers, markjpeg
 from ..models import ImageInfo, OutputFormat, Processing, View
 from ..settings import Settings
-from . import resample
+from . import limits, resample
 from .cache import LRUCache
 from .encoders import encode
-from .export import RegionJob, finish_colour, render_region
+from .export import STRIP_PIXELS, RegionJob, finish_colour, render_region
 from .geometry import choose_level, region_box
+from .status import RendererStatus
 from .transforms import flatten_for, histogram, orient, rotate_arbitrary, to_8bit
 from .watermark import RandomSource, Spot, Watermark, load_watermark
 
@@ -66,7 +67,7 @@ class _Entry:
         self.histogram: np.ndarray | None = None
 
 
-class Renderer:
+class Renderer(RendererStatus):
     def __init__(self, settings: Settings, rng: RandomSource | None = None) -> None:
         """``rng`` is the watermark's random source (default: a ``random.Random``
         seeded from ``os.urandom`` in each process, so forked workers differ)."""
@@ -88,8 +89,7 @@ class Renderer:
         )
         self._rng = rng
         self._rng_pid = -1
-        #: the last tile's source (passthrough/cache/decoded/marked): access log, metrics
-        self.last_source = ""
+        self.last_source = ""  # the last tile's: passthrough/cache/decoded/marked (logs)
 
     @property
     def watermarking(self) -> bool:
@@ -108,12 +108,6 @@ class Renderer:
         """Inject a random source (tests seed one); kept across forks."""
         self._rng = source
         self._rng_pid = -2
-
-    decoder_checks = staticmethod(probe.checks)  # each format's decoder: "ok" or why not
-
-    @property
-    def open_images(self) -> int:
-        return len(self._images)
 
     def clear(self) -> None:
         """Empty the caches (SIGHUP)."""
@@ -296,14 +290,20 @@ class Renderer:
         info = entry.record.info
         native = choose_level(info, region, width, height)
         box = region_box(info, native, region)
+        limits.check_source(box, self.settings.max_source_pixels, entry.record.path)
         processing = view.processing
         layers = self._layers(info, view)
+
+        def read(left: int, top: int, w: int, h: int) -> np.ndarray:
+            return entry.decoder.read_region(native, left, top, w, h, **layers)
+
+        # box-averaged in pieces when far too big (limits.py)
+        source = limits.reader(read, box, width, height, entry.decoder.release)
         job = RegionJob(
-            read=lambda left, top, w, h: entry.decoder.read_region(
-                native, left, top, w, h, **layers
-            ),
+            read=source.read,
             info=info,
-            box=box,
+            box=source.box,
+            strip_pixels=limits.strip_pixels(STRIP_PIXELS, info.bands),
             width=width,
             height=height,
             processing=processing,
