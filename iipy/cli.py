@@ -4,6 +4,9 @@
 ``iipy --bind HOST:PORT``      FastCGI on a socket of its own (or ``--bind /path.sock``)
 ``iipy --http HOST:PORT``      plain HTTP, for a standalone start
 ``iipy demo [--http …]``       generate a demo image and serve it over HTTP
+``iipy convert SRC DST``       make a tiled pyramidal TIFF (or JPEG 2000) iipy serves fast
+``iipy check FILE…``           whether and how well iipy serves each file
+``iipy static SRC OUTDIR``     a static IIIF level 0 / DeepZoom / Zoomify tile tree
 ``iipy config NAME``           print a shipped configuration (apache, lighttpd, nginx,
                                systemd, systemd-socket, environment, logrotate)
 
@@ -23,6 +26,8 @@ from .errors import ConfigError, IIPyError
 from .settings import Settings
 
 log = logging.getLogger("iipy")
+#: ``iipy NAME …`` runs iipy/tools/<module>.main; anything else is the server's command line
+SUBCOMMANDS = {"demo": "demo", "convert": "convert", "check": "check", "static": "static"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="iipy",
         description="IIPImage-compatible image server (FastCGI or HTTP). "
         "Configured with iipsrv's environment variables.",
+        epilog="Other commands: iipy demo | convert | check | static (each with --help), "
+        "iipy config NAME.",
     )
     parser.add_argument("--bind", metavar="ADDRESS", help="FastCGI on HOST:PORT or a UNIX path")
     parser.add_argument("--http", metavar="HOST:PORT", help="serve plain HTTP instead")
@@ -52,14 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "demo":
-        from .tools.demo import main as demo_main
-
-        return demo_main(argv[1:])
     if argv and argv[0] == "config":
         from .configs import main as config_main
 
         return config_main(argv[1:])
+    if argv and argv[0] in SUBCOMMANDS:
+        import importlib
+
+        tool = importlib.import_module(f".tools.{SUBCOMMANDS[argv[0]]}", __package__)
+        return int(tool.main(argv[1:]))
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.load(args.env_file or "")

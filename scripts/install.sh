@@ -51,6 +51,11 @@ if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
   packages="$packages clang"
 fi
 if [ "$mode" = "bench" ]; then packages="$packages wrk"; fi
+if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
+  # chromium: OpenSeadragon on `iipy static` trees (tests/test_tools_static.py, via Playwright)
+  packages="$packages chromium"
+  command -v npm >/dev/null 2>&1 || packages="$packages npm"
+fi
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -126,4 +131,11 @@ if [ -n "$extra" ]; then
         && mv "$name.tmp" "$name")
     fi
   done
+  # OpenSeadragon from the npm registry, for the browser test of `iipy static` trees
+  osd=.venv/share/openseadragon
+  if [ ! -f "$osd/openseadragon.min.js" ]; then
+    mkdir -p "$osd" && (cd "$osd" && npm pack -q openseadragon@6.1.1 >/dev/null &&
+      tar xzf openseadragon-6.1.1.tgz package/build/openseadragon/openseadragon.min.js &&
+      mv package/build/openseadragon/openseadragon.min.js . && rm -r package openseadragon-6.1.1.tgz)
+  fi
 fi

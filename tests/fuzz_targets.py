@@ -186,7 +186,7 @@ def seeds(target: str, directory: Path) -> list[bytes]:
         path = directory / "seed_subifd.tif"
         make_tiff(path, 150, 100, tile=32, subifd=True, compression="deflate")
         found.append(path.read_bytes())
-        import hostile
+        import badfiles as hostile
 
         for name in ("ifd_two_loop", "sample_format_7", "tile_zero"):
             found.append(hostile.HOSTILE[name][1](directory / name))
@@ -194,7 +194,7 @@ def seeds(target: str, directory: Path) -> list[bytes]:
         path = directory / "seed.jp2"
         make_jp2(path, 64, 48)
         found.append(path.read_bytes()[:4096])
-        import hostile
+        import badfiles as hostile
 
         found.append(hostile.j2k_siz(300, 200))
         found.append(hostile.j2k_siz(1000, 800, tile=256, raw=False))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import hostile  # noqa: E402
+import badfiles as hostile  # noqa: E402
 from wsgi import call, make_app  # noqa: E402
 
 #: request forms: (name, kind, query with {f} for the file name); kind "meta"

@@ -7,7 +7,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from hostile import tiled
+from badfiles import tiled
 from wsgi import call, make_app
 
 from iipy.errors import ConfigError, ImageTooLarge

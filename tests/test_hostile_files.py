@@ -1,5 +1,5 @@
 """Hostile files (issue 11): every broken, truncated, looping, lying or
-mislabelled file in tests/hostile.py, asked for in every protocol's request
+mislabelled file in tests/badfiles.py, asked for in every protocol's request
 forms by one worker process (tests/hostile_worker.py) running under an
 address-space limit: each answer is a 4xx with a message (never a 5xx or a
 traceback), the worker never dies or hangs, and its peak RSS stays bounded.
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hostile import DESCRIBED, HOSTILE, SERVED
+from badfiles import DESCRIBED, HOSTILE, SERVED
 
 WORKER = Path(__file__).with_name("hostile_worker.py")
 #: address space the worker may map (a limit, not the measure: libvips and

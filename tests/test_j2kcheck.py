@@ -6,7 +6,7 @@ import os
 import struct
 
 import pytest
-from hostile import _box, j2k_siz
+from badfiles import _box, j2k_siz
 
 from iipy.decoders import j2kcheck
 from iipy.errors import CorruptImage

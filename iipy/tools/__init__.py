@@ -1,1 +1,1 @@
-"""Commands beside the server (``iipy demo``; later convert, check, static)."""
+"""Commands beside the server: ``iipy demo``, ``convert``, ``check``, ``static``."""
