@@ -43,8 +43,10 @@ if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
   packages="$packages lighttpd apache2 libapache2-mod-fcgid iipimage-server libopenjp2-tools libmagic1 strace"
   # systemd-analyze: tests/test_systemd.py rates and verifies conf/iipy.service
   packages="$packages systemd"
-  # tests/test_browser.py: Debian's Chromium and its driver; npm fetches the viewers
-  packages="$packages chromium chromium-driver npm"
+  # tests/test_browser.py: Debian's Chromium and its driver; npm fetches the viewers (Debian's
+  # npm only where no npm is installed: it conflicts with other Node.js installations)
+  packages="$packages chromium chromium-driver"
+  command -v npm >/dev/null || packages="$packages npm"
   # tests/test_logs.py runs the shipped logrotate snippet
   packages="$packages logrotate"
   # clang: tests/test_fuzz.py builds a coverage-instrumented copy of _dctsplice for atheris
