@@ -9,13 +9,18 @@ feature off.  Nothing else in iipy reads ``os.environ``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
+from . import __version__
 from .errors import ConfigError
 
 VERSION = "1.1"  # the iipsrv version whose wire behaviour we follow by default
+#: the Server header: iipy's own name and version unless IIPY_SERVER_HEADER asks otherwise
+SERVER_HEADER = f"iipy/{__version__}"
 MEGABYTE = 1_024_000  # iipsrv's "MB" for MAX_IMAGE_CACHE_SIZE
 
 
@@ -50,6 +55,58 @@ def _clamp(value: float, low: float, high: float) -> float:
     return max(low, min(high, value))
 
 
+def read_env_file(path: str) -> dict[str, str]:
+    """``NAME=value`` lines of a shell-sourceable file (/etc/default/iipy): comments, blank
+    lines, ``export``, shell quoting. ConfigError for an unreadable file or a bad line."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    found: dict[str, str] = {}
+    for number, line in enumerate(lines, 1):
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError as exc:
+            raise ConfigError(f"{path}:{number}: {exc}") from None
+        if words[:1] == ["export"]:
+            words = words[1:]
+        if not words:
+            continue
+        name, sep, value = words[0].partition("=")
+        if len(words) != 1 or not sep or not name.replace("_", "a").isalnum():
+            raise ConfigError(f"{path}:{number}: not NAME=value: {line.strip()!r}")
+        found[name] = value
+    return found
+
+
+def _networks(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma/space list of addresses or networks (``10.0.0.0/8``); ``*`` for anyone."""
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    items = tuple(part for part in raw.replace(",", " ").split() if part)
+    if items == ("*",):
+        return ()
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(f"{name}: {item!r} is not an address or network") from None
+    return items
+
+
+def _server_header(raw: str) -> str:
+    """IIPY_SERVER_HEADER: empty for iipy's own, ``iipsrv`` for iipsrv 1.1's value (for a
+    client that checks it), anything else verbatim."""
+    raw = raw.strip()
+    if not raw:
+        return SERVER_HEADER
+    if raw.lower() == "iipsrv":
+        return f"iipsrv/{VERSION}"
+    return raw
+
+
 def _prefix(env: Mapping[str, str]) -> str:
     """FILESYSTEM_PREFIX: a directory, or a string stem whose directory exists."""
     prefix = env.get("FILESYSTEM_PREFIX", "")
@@ -82,6 +139,7 @@ def _uri_map(raw: str) -> tuple[str, str] | None:
 class Settings:
     verbosity: int = 1
     logfile: str = "/tmp/iipsrv.log"
+    logfile_set: bool = False  # LOGFILE was given (else `iipy --http` logs to the terminal)
     max_image_cache_bytes: int = 10 * MEGABYTE
     max_metadata_cache_size: int = 1000
     filesystem_prefix: str = ""
@@ -119,8 +177,22 @@ class Settings:
     fcgi_web_server_addrs: str = ""
     front_cache: bool = True  # with memcached, also store JPEG tiles under their URI
     error_truncate: bool = True  # 1.1 cuts IIP error lines after 31 characters
-    server_name: str = f"iipsrv/{VERSION}"
+    server_name: str = SERVER_HEADER
+    health: bool = True  # /health, ?HEALTH
+    health_allow: tuple[str, ...] = ()  # networks allowed to ask; () anyone
+    metrics: bool = True  # /metrics, ?METRICS
+    metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1")
+    metrics_dir: str = ""  # prometheus-client multiprocess directory
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def load(cls, env_file: str = "") -> Settings:
+        """The process environment, overlaid with ``env_file`` when given (``--env-file``:
+        read again on every reload, so editing it and sending SIGHUP changes settings)."""
+        env = dict(os.environ)
+        if env_file:
+            env.update(read_env_file(env_file))
+        return cls.from_environ(env)
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -151,6 +223,7 @@ class Settings:
         return cls(
             verbosity=max(0, _int(env, "VERBOSITY", 1)),
             logfile=_str(env, "LOGFILE", "/tmp/iipsrv.log"),
+            logfile_set="LOGFILE" in env,
             max_image_cache_bytes=int(cache_mb * MEGABYTE),
             max_metadata_cache_size=metadata_size,
             filesystem_prefix=_prefix(env),
@@ -187,9 +260,23 @@ class Settings:
             fcgi_web_server_addrs=_str(env, "FCGI_WEB_SERVER_ADDRS"),
             front_cache=_int(env, "IIPY_FRONT_CACHE", 1) != 0,
             error_truncate=_int(env, "IIPY_ERROR_TRUNCATE", 1) != 0,
-            server_name=_str(env, "IIPY_SERVER_HEADER", f"iipsrv/{VERSION}")
-            or f"iipsrv/{VERSION}",
+            server_name=_server_header(_str(env, "IIPY_SERVER_HEADER")),
+            health=_int(env, "IIPY_HEALTH", 1) != 0,
+            health_allow=_networks(env, "IIPY_HEALTH_ALLOW", ()),
+            metrics=_int(env, "IIPY_METRICS", 1) != 0,
+            metrics_allow=_networks(env, "IIPY_METRICS_ALLOW", ("127.0.0.0/8", "::1")),
+            metrics_dir=_str(env, "IIPY_METRICS_DIR"),
         )
+
+    def changes(self) -> list[str]:
+        """``name=value`` for every setting that differs from its default (one log line)."""
+        default = Settings()
+        return [
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in fields(self)
+            if f.name not in ("extra", "logfile_set")
+            and getattr(self, f.name) != getattr(default, f.name)
+        ]
 
     def summary(self) -> list[str]:
         """``name = value`` lines for the start-up log."""

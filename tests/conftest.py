@@ -48,3 +48,31 @@ def jp2_images(image_dir) -> ImageSet:
     from images import make_jp2_set
 
     return make_jp2_set(image_dir)
+
+
+# ---------------------------------------------------------------------------
+# A production install (issue 14): scripts/install.sh --prefix, really built by pip
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def production_install():
+    """(prefix, bindir) of ``scripts/install.sh --prefix`` into a fresh directory that
+    www-data can traverse (Apache runs FastCGI children as www-data under root)."""
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    root = Path(tempfile.mkdtemp(prefix="iipy-production-"))
+    root.chmod(0o755)
+    prefix, bindir = root / "opt-iipy", root / "bin"
+    script = Path(__file__).resolve().parent.parent / "scripts" / "install.sh"
+    result = subprocess.run(
+        ["bash", str(script), "--prefix", str(prefix), "--bindir", str(bindir)],
+        capture_output=True, text=True, timeout=900, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"{bindir}/iipy -> {prefix}/bin/iipy" in result.stdout
+    yield prefix, bindir
+    shutil.rmtree(root, ignore_errors=True)

@@ -1008,3 +1008,42 @@ def _preflight_apache(
             f"{user.pw_name} {'; '.join(problems)}. Use world-readable directories "
             "(e.g. tempfile.mkdtemp() + chmod 0o755) and a Python outside /root."
         )
+
+
+def start_apache_site(
+    site: str,
+    tmpdir: Path | None = None,
+    *,
+    mount: str,
+    executables: Sequence[Path] = (),
+    readable_paths: Sequence[Path] = (),
+    logs: Sequence[Path] = (),
+    timeout: float = STARTUP_TIMEOUT,
+) -> WebServer:
+    """Apache 2.4 + mod_fcgid with ``site``, a whole site configuration as an administrator
+    has it (e.g. Debian's /etc/apache2/mods-available/iipsrv.conf), instead of
+    apache/iipy.conf rendered. ``mount`` is the FastCGI script's URL path; the programs in
+    ``executables`` and ``readable_paths`` are checked up front as in start_apache."""
+    binary = _require("apache2")
+    user = _apache_run_user()
+    directory, owned = _workdir(tmpdir, "iipy-apache-")
+    _prepare_apache_dirs(directory, user)
+    (directory / "iipy.conf").write_text(site)
+    (directory / "htdocs" / "index.html").write_text("<p>iipy test server</p>\n")
+    if user is not None:
+        problems = [
+            *(f"cannot execute {p}" for p in _check_access(user, list(executables), "x")),
+            *(f"cannot read {p}" for p in _check_access(user, [directory, *readable_paths], "r")),
+        ]
+        if problems:
+            for path in owned:
+                shutil.rmtree(path, ignore_errors=True)
+            raise ServerStartError(f"{user.pw_name} {'; '.join(problems)}")
+
+    def configure(chosen: int) -> list[str]:
+        conf = directory / "httpd.conf"
+        conf.write_text(_apache_main_conf(directory, chosen, user, ""))
+        return [binary, "-f", str(conf), "-DFOREGROUND"]
+
+    return _start_web_server("apache2", configure, directory, owned,
+                             [directory / "logs" / "error.log", *logs], None, mount, timeout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from wsgi import call, make_app
 
+import iipy
 from iipy.http import http_date
 
 TILE = "FIF=rgb.tif&JTL=2,0"
@@ -24,7 +25,7 @@ def test_tile_headers(app, images):
     assert result.header("Cache-Control") == "max-age=86400"
     assert result.header("Last-Modified") == http_date(images.rgb.stat().st_mtime)
     assert result.header("ETag").startswith('W/"')
-    assert result.header("Server") == "iipsrv/1.1"
+    assert result.header("Server") == f"iipy/{iipy.__version__}"
 
 
 def test_etag_and_if_none_match_give_304(app):

@@ -47,7 +47,11 @@ def fake_glymur(version: str = "2.5.0", library: object | None = None):
     ("glymur", "message"),
     [
         (fake_glymur(), b"OpenJPEG library (libopenjp2) is not installed"),
-        (ImportError("No module named 'glymur'"), b"glymur is not installed"),
+        (ModuleNotFoundError("No module named 'glymur'", name="glymur"),
+         b"glymur is not installed"),
+        # glymur present but a dependency of its own missing: Python's words, not "not installed"
+        (ModuleNotFoundError("No module named 'packaging'", name="packaging"),
+         b"glymur could not be imported (No module named 'packaging')"),
         (fake_glymur("2.3.1", library=object()), b"OpenJPEG 2.3.1 is too old"),
     ],
 )

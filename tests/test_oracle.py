@@ -33,7 +33,9 @@ OBJ_QUERIES = [
 def servers(images, image_dir, tmp_path_factory):
     env = {"FILESYSTEM_PREFIX": f"{image_dir}/", "VERBOSITY": "1"}
     iipsrv = start_iipsrv(env, workdir=tmp_path_factory.mktemp("iipsrv"))
-    iipy = start_fcgi_command(iipy_argv(), iipy_environment(env),
+    # iipy names itself by default; asked to, it sends iipsrv's Server header (compared below)
+    iipy = start_fcgi_command(iipy_argv(), iipy_environment({**env,
+                                                             "IIPY_SERVER_HEADER": "iipsrv"}),
                               workdir=tmp_path_factory.mktemp("iipy"),
                               extra_args=["--processes", "1"], name="iipy")
     yield iipsrv, iipy

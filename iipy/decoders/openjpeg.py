@@ -115,8 +115,8 @@ def _import_glymur() -> ModuleType:
 def _load() -> ModuleType:
     try:
         glymur = _import_glymur()
-    except ImportError:
-        raise DecoderUnavailable(NO_GLYMUR) from None
+    except ImportError as exc:
+        raise DecoderUnavailable(import_failure(exc)) from None
     if glymur.lib.openjp2.OPENJP2 is None:
         raise DecoderUnavailable(MISSING)
     version = library_version(glymur)
@@ -131,6 +131,14 @@ def _load() -> ModuleType:
     except RuntimeError as exc:  # a library built without thread support
         log.warning("OpenJPEG: %s; decoding in the calling thread", exc)
     return glymur
+
+
+def import_failure(exc: ImportError) -> str:
+    """Why glymur cannot be used: not installed, or installed but broken (e.g. a
+    dependency of its own missing), with Python's own words for the latter."""
+    if isinstance(exc, ModuleNotFoundError) and exc.name == "glymur":
+        return NO_GLYMUR
+    return f"JPEG 2000 images cannot be served: glymur could not be imported ({exc})"
 
 
 def library_version(glymur: ModuleType) -> tuple[int, ...]:

@@ -20,7 +20,6 @@ import logging
 import os
 import random
 import stat
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,6 +34,8 @@ from .cache import LRUCache
 from .encoders import encode
 from .export import STRIP_PIXELS, RegionJob, finish_colour, render_region
 from .geometry import choose_level, region_box
+from .record import ImageRecord
+from .status import RendererStatus
 from .tilecache import SharedTiles
 from .transforms import flatten_for, histogram, orient, rotate_arbitrary, to_8bit
 from .watermark import RandomSource, Spot, Watermark, load_watermark
@@ -44,16 +45,6 @@ _NO_PROCESSING = Processing()
 #: memory for the MCU indexes of watermarked JPEG tiles, per worker (~5,000
 #: 256×256 tiles at 3 kB each)
 MCU_INDEX_BYTES = 16 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class ImageRecord:
-    """An open image as the protocols see it: facts, never the decoder."""
-
-    path: str
-    info: ImageInfo
-    mtime: float
-    stamp: tuple[int, int, int]  # (mtime_ns, size, inode): changes when the file does
 
 
 class _Entry:
@@ -66,7 +57,7 @@ class _Entry:
         self.histogram: np.ndarray | None = None
 
 
-class Renderer:
+class Renderer(RendererStatus):
     def __init__(self, settings: Settings, rng: RandomSource | None = None) -> None:
         """``rng`` is the watermark's random source (default: a ``random.Random``
         seeded from ``os.urandom`` in each process, so forked workers differ)."""
@@ -187,6 +178,7 @@ class Renderer:
         column, row = view.tile % level.columns, view.tile // level.columns
         mark = self.watermarking and self.watermark.draw(self.rng)  # type: ignore[union-attr]
         if mark:
+            self.last_source = "marked"
             return self._marked_tile(entry, native, column, row, view)
         if (
             view.format is OutputFormat.JPEG
@@ -198,12 +190,16 @@ class Renderer:
             if raw is not None:
                 if entry.icc_app2:
                     raw = raw[:2] + entry.icc_app2 + raw[2:]
+                self.last_source = "passthrough"
                 return raw
         key = (entry.record.stamp, view)  # the frozen View is the key: every field counts
         if (cached := self._tiles.get(key)) is not None:
+            self.last_source = "cache"
             return cached
+        self.last_source = "memcached"
 
         def decode() -> bytes:  # local LRU, then memcached, then this
+            self.last_source = "decoded"
             pixels = entry.decoder.read_tile(native, column, row, **self._layers(info, view))
             return self._encode(info, native, self._pixels(entry, pixels, view), view)
         self._tiles.put(key, data := self.shared.through(decode, view, entry.record.stamp))

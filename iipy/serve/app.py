@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
+from .. import __version__
 from ..errors import BadRequest, CorruptImage, IIPyError, MethodNotAllowed
 from ..http import (
     NotModified,
@@ -31,6 +32,9 @@ from ..protocols.iip import IIPProtocol
 from ..protocols.zoomify import ZoomifyProtocol
 from ..render.renderer import Renderer
 from ..settings import Settings
+from . import accesslog
+from .health import StatusPages
+from .observe import Exchange, Hook, kind_of, run_hooks
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +58,7 @@ ALLOW = "GET, HEAD, POST, OPTIONS"
 PATH_ROUTES = ("iiif", "deepzoom", "zoomify")
 HOME_PAGE = (
     "<!DOCTYPE html><html><head><title>iipy</title></head><body>"
-    "<h1>iipy</h1><p>An IIPImage-compatible image server.</p>"
+    f"<h1>iipy {__version__}</h1><p>An IIPImage-compatible image server.</p>"
     "<p>Ask for an image with <code>?FIF=/path/to/image.tif&amp;OBJ=IIP,1.0</code>.</p>"
     "</body></html>"
 )
@@ -75,6 +79,15 @@ class Application:
         }
         self.server_header = settings.server_name
         self.cors = cors_headers(settings.cors)
+        #: called with an Exchange after every response (access log, metrics)
+        self.hooks: list[Hook] = [accesslog.hook]
+        scrape = None
+        if settings.metrics:
+            from . import metrics
+
+            self.hooks.append(metrics.Recorder(lambda: self.renderer.open_images))
+            scrape = metrics.scrape
+        self.status_pages = StatusPages(settings, self.renderer.decoder_checks, scrape)
 
     def clear_caches(self) -> None:
         self.renderer.clear()
@@ -101,32 +114,48 @@ class Application:
             if environ.get("IIPY_FRONT_CACHE") == "1" and not self.renderer.watermarking:
                 shared.put_front(environ.get("REQUEST_URI", ""), response.content_type,
                                  response.body)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "%s %s -> %s (%.2f ms)",
-                method,
-                environ.get("QUERY_STRING") or environ.get("REQUEST_URI", ""),
-                status,
-                (time.perf_counter() - started) * 1000,
-            )
-        if method == "HEAD" or response.status in (204, 304):
-            return [b""]
-        return [response.body]
+        body = b"" if method == "HEAD" or response.status in (204, 304) else response.body
+        if self.hooks:
+            self.observe(environ, method, response.status, len(body), started)
+        return [body]
+
+    def observe(self, environ: dict, method: str, status: int, size: int, started: float) -> None:
+        protocol, query = environ.get("iipy.route", ("other", ""))
+        kind = kind_of(protocol, query)
+        exchange = Exchange(
+            client=environ.get("REMOTE_ADDR") or "-",
+            method=method,
+            uri=environ.get("REQUEST_URI") or environ.get("QUERY_STRING", ""),
+            status=status,
+            bytes=size,
+            seconds=time.perf_counter() - started,
+            protocol=protocol,
+            kind=kind,
+            source=self.renderer.last_source if kind == "tile" and status == 200 else "",
+        )
+        run_hooks(self.hooks, exchange)
 
     def dispatch(self, environ: dict, method: str) -> Response:
         if method == "OPTIONS":
+            environ["iipy.route"] = ("options", "")
             return Response(204, headers=[("Allow", ALLOW)])
         if method not in ("GET", "HEAD", "POST"):
             raise MethodNotAllowed(f"method {shown(method)} is not allowed")
+        page = self.status_pages.answer(environ)  # /health, /metrics
+        if page is not None:
+            return page
         request = self.request(environ, method)
         if not request.query:
+            environ["iipy.route"] = ("home", "")
             return Response(200, HOME_PAGE.encode(), "text/html; charset=utf-8")
         name, _, argument = request.query.partition("=")
         protocol = self.protocols.get(name.lower())
         if protocol is not None:
             if "&" in argument and not self.is_path_request(request.uri):
                 argument = argument.split("&", 1)[0]  # a query string: one command
+            environ["iipy.route"] = (name.lower(), argument)
             return protocol.handle(request, argument)
+        environ["iipy.route"] = ("iip", request.query)
         return self.iip.handle(request)
 
     def request(self, environ: dict, method: str) -> Request:

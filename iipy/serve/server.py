@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import logsetup
 from .app import Application
 
 log = logging.getLogger(__name__)
@@ -87,14 +88,21 @@ class _Worker:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         signal.signal(signal.SIGHUP, self._hup)
+        signal.signal(signal.SIGUSR1, _reopen_log)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
     def _stop(self, signum: int, frame: object) -> None:
         self.running = False
 
     def _hup(self, signum: int, frame: object) -> None:
+        logsetup.reopen()
         log.info("SIGHUP: caches cleared")
         self.app.clear_caches()
+
+
+def _reopen_log(signum: int, frame: object) -> None:
+    """SIGUSR1: reopen LOGFILE (logrotate's postrotate)."""
+    logsetup.reopen()
 
 
 def serve_fastcgi(app: Application, sock: socket.socket) -> None:
@@ -160,12 +168,28 @@ def serve_http(app: Application, sock: socket.socket, wsgi: Callable | None = No
 # -- the pool -------------------------------------------------------------------
 
 
-def run_pool(serve: Callable[[], None], processes: int) -> int:
-    """Fork ``processes`` workers running ``serve``; supervise until told to stop."""
+def run_pool(
+    serve: Callable[[], None],
+    processes: int,
+    on_restart: Callable[[], None] | None = None,
+    on_exit: Callable[[int], None] | None = None,
+    reload: Callable[[], Callable[[], None] | None] | None = None,
+) -> int:
+    """Fork ``processes`` workers running ``serve``; supervise until told to stop.
+
+    ``on_exit(pid)`` is called for each worker that ended, ``on_restart()`` for each one
+    replaced (the metrics).  SIGHUP with ``reload``: ``reload()`` gives the new workers'
+    ``serve`` (settings read again) or None (keep the running ones); the new workers start
+    on the same socket before the old ones are told to finish their request and exit, so
+    no request is dropped."""
     if processes <= 1:
         serve()
+        if on_exit is not None:
+            on_exit(os.getpid())
         return 0
     children: dict[int, float] = {}
+    retiring: set[int] = set()
+    current = [serve]
     stopping = False
 
     def spawn() -> None:
@@ -173,7 +197,7 @@ def run_pool(serve: Callable[[], None], processes: int) -> int:
         if pid == 0:
             code = 0
             try:
-                serve()
+                current[0]()
             except Exception:
                 log.exception("worker failed")
                 code = 1
@@ -189,25 +213,44 @@ def run_pool(serve: Callable[[], None], processes: int) -> int:
             _kill(pid, signal.SIGTERM)
 
     def hup(signum: int, frame: object) -> None:
+        if signum == signal.SIGHUP and reload is not None and not stopping:
+            fresh = reload()
+            if fresh is not None:
+                old = list(children)
+                current[0] = fresh
+                for _ in range(processes):
+                    spawn()
+                for pid in old:
+                    children.pop(pid, None)
+                    retiring.add(pid)
+                    _kill(pid, signal.SIGTERM)
+            return
+        logsetup.reopen()
         for pid in list(children):
-            _kill(pid, signal.SIGHUP)
+            _kill(pid, signum)
 
     for _ in range(processes):
         spawn()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, hup)
-    while children:
+    signal.signal(signal.SIGUSR1, hup)
+    while children or retiring:
         try:
             pid, status = os.wait()
         except ChildProcessError:
             break
         except InterruptedError:
             continue
+        retiring.discard(pid)
         started = children.pop(pid, None)
+        if on_exit is not None:
+            on_exit(pid)
         if started is None or stopping:
             continue
         log.error("worker %d exited (status %d); starting another", pid, status)
+        if on_restart is not None:
+            on_restart()
         if time.monotonic() - started < 1.0:
             time.sleep(1.0)  # do not spin if workers die at start
         spawn()
