@@ -51,7 +51,7 @@ def test_tile_from_iipy_then_from_memcached_by_nginx(folder, mc):
         mc.flush()
         first = nginx.get(TILE)
         assert first.status == 200 and first.body == direct.body
-        assert first.header("Server") == "iipsrv/1.1"  # answered by iipy (a front miss)
+        assert first.header("Server", "").startswith("iipy/")  # answered by iipy (a front miss)
         hits = mc.stats()["get_hits"]
         second = nginx.get(TILE)
         assert second.status == 200 and second.body == direct.body
@@ -61,7 +61,7 @@ def test_tile_from_iipy_then_from_memcached_by_nginx(folder, mc):
         assert mc.stats()["get_hits"] == hits + 1
         obj = "FIF=a.tif&OBJ=IIP,1.0&OBJ=Max-size&OBJ=Resolution-number"
         first, second = nginx.get(obj), nginx.get(obj)
-        assert first.header("Server") == "iipsrv/1.1"
+        assert first.header("Server", "").startswith("iipy/")
         assert second.header("Server", "").startswith("nginx") and second.body == first.body
         assert second.header("Content-Type") == "application/vnd.netfpx"
 
@@ -73,7 +73,7 @@ def test_iiif_ids_keep_the_port_and_escaped_identifiers_hit(folder, mc):
         assert info["id"] == f"{nginx.base_url}/iiif/a.tif" and f":{port}/" in info["id"]
         tile = nginx.base_url + "/iiif/sub%20dir%2Fb.tif/0,0,256,200/256,/0/default.jpg"
         first, second = http_get(tile), http_get(tile)
-        assert first.status == 200 and first.header("Server") == "iipsrv/1.1"
+        assert first.status == 200 and first.header("Server", "").startswith("iipy/")
         assert second.body == first.body and second.header("Server", "").startswith("nginx")
 
 
@@ -82,7 +82,7 @@ def test_memcached_down_nginx_falls_back_to_iipy(folder):
         for _ in range(2):
             response = nginx.get(TILE)
             assert response.status == 200 and response.header("Content-Type") == "image/jpeg"
-            assert response.header("Server") == "iipsrv/1.1"
+            assert response.header("Server", "").startswith("iipy/")
 
 
 def test_watermarked_answers_are_not_front_entries(folder, mc, tmp_path_factory):
@@ -94,7 +94,7 @@ def test_watermarked_answers_are_not_front_entries(folder, mc, tmp_path_factory)
             start_nginx([iipy], mc.address) as nginx:
         for query in ("FIF=a.tif&OBJ=IIP,1.0", TILE, TILE):
             assert nginx.get(query).status == 200
-            assert nginx.get(query).header("Server") == "iipsrv/1.1"
+            assert nginx.get(query).header("Server", "").startswith("iipy/")
         assert mc.stats()["curr_items"] == 0
 
 

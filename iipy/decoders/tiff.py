@@ -369,10 +369,10 @@ def _passthrough(ifd: IFD) -> tuple[bytes | None, bool] | None:
 def _per_band(value: object, bands: int, default: float) -> tuple[float, ...]:
     if value is None:
         return (default,) * bands
-    if isinstance(value, tuple):
-        values = [float(v) for v in value]
-    else:
-        values = [float(value)]  # type: ignore[arg-type]
+    try:  # a tag of the wrong type (bytes, text) is a damaged file, not a 500
+        values = [float(v) for v in (value if isinstance(value, tuple) else (value,))]
+    except (TypeError, ValueError):
+        raise CorruptImage("sample value range (SMin/SMaxSampleValue) is not numeric") from None
     if len(values) < bands:
         values += [values[-1] if values else default] * (bands - len(values))
     return tuple(values[:bands])
