@@ -51,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_environ()
     except ConfigError as exc:
-        sys.stderr.write(f"iipy: configuration error: {exc.message}\n")
-        return 2
+        return config_error(exc)
     from .serve import logsetup, server
     from .serve.app import create_app
 
@@ -75,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
             sock, processes = fd0, args.processes or 1
     except (OSError, ValueError) as exc:
         return server.fail(f"cannot listen: {exc}")
-    app = create_app(settings)
+    try:
+        app = create_app(settings)  # loads WATERMARK, which may be bad
+    except ConfigError as exc:
+        sock.close()
+        return config_error(exc)
     log.info("iipy %s starting: %s, %d process(es)", __version__,
              f"HTTP on {args.http}" if args.http else f"FastCGI on {args.bind or 'fd 0'}",
              processes)
@@ -83,6 +86,12 @@ def main(argv: list[str] | None = None) -> int:
         log.info("setting %s", line)
     serve = server.serve_http if args.http else server.serve_fastcgi
     return server.run_pool(lambda: serve(app, sock), processes)
+
+
+def config_error(exc: ConfigError) -> int:
+    """One line naming the variable, no traceback; exit status 2."""
+    sys.stderr.write(f"iipy: configuration error: {exc.message}\n")
+    return 2
 
 
 if __name__ == "__main__":
