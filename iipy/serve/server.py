@@ -124,6 +124,12 @@ def serve_http(app: Application, sock: socket.socket, wsgi: Callable | None = No
     class Quiet(WSGIRequestHandler):
         timeout = app.settings.read_timeout  # a silent client is dropped, not waited for
 
+        def handle(self) -> None:
+            try:
+                super().handle()
+            except TimeoutError:
+                log.warning("HTTP connection closed: no request within %gs", self.timeout)
+
         def log_message(self, format: str, *args: object) -> None:
             log.debug("%s - %s", self.address_string(), format % args)
 
