@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what iipy needs on Debian (12 or later) into ./.venv.
 #   scripts/install.sh          the server alone
-#   scripts/install.sh test     also the real components the tests start: lighttpd,
+#   scripts/install.sh test     also the real components the tests start: lighttpd, nginx,
 #                               Apache with mod_fcgid, Debian's iipsrv 1.1 (the reference)
 #   scripts/install.sh bench    as test, plus wrk for benchmarks/run.py
 # Uses sudo for apt-get when not run as root. Safe to run again.
@@ -17,7 +17,8 @@ packages="python3 python3-venv python3-pip python3-dev gcc libopenjp2-7"
 mode="${1:-}"
 if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
   # libmagic1: python-magic, imported by the IIIF validator
-  packages="$packages lighttpd apache2 libapache2-mod-fcgid iipimage-server libopenjp2-tools libmagic1"
+  # nginx: tests/test_keepalive.py (kept-alive FastCGI connections, fastcgi_keep_conn)
+  packages="$packages lighttpd apache2 libapache2-mod-fcgid iipimage-server libopenjp2-tools libmagic1 nginx"
 fi
 if [ "$mode" = "bench" ]; then packages="$packages wrk"; fi
 missing=""
