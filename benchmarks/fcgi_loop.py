@@ -17,6 +17,7 @@ Run on demand: ``python benchmarks/fcgi_loop.py [--root DIR]``.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -48,15 +49,24 @@ def environment(root: Path, images: Path, log: Path) -> dict[str, str]:
             "VERBOSITY": "0"}
 
 
-def latency(address, query: str, count: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def latency(address, query: str, count: int, pid: int) -> tuple[float, float]:
+    """Median wall time and the worker's mean CPU time per request, in µs (CPU time
+    holds still on a loaded machine, wall time does not)."""
     params = cgi_params(query)
     fcgi_request(address, params)
     times = []
+    cpu = cpu_seconds(pid)
     for _ in range(count):
         start = time.perf_counter()
         fcgi_request(address, params)
         times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e6
+    cpu = cpu_seconds(pid) - cpu
+    return statistics.median(times) * 1e6, cpu / count * 1e6
 
 
 def keepalive(address, clients: int, seconds: float) -> float:
@@ -93,9 +103,10 @@ def main() -> int:
     print(f"iipy from {args.root.resolve()}")
     with start_fcgi_command(iipy_argv(), env, workdir=work / "one",
                             extra_args=["--processes", "1"]) as server:
-        tile = latency(server.address, TILE, args.count)
-        error = latency(server.address, ERROR, args.count)
-        print(f"latency, new connection per request: tile {tile:.0f} us, error {error:.0f} us")
+        for name, query in (("tile", TILE), ("error", ERROR)):
+            wall, cpu = latency(server.address, query, args.count, server.pid)
+            print(f"{name}, new connection per request: median {wall:.0f} us wall, "
+                  f"worker CPU {cpu:.0f} us/request")
         try:
             rate = keepalive(server.address, args.clients, 3.0)
             print(f"keep-alive, {args.clients} clients on one worker: {rate:.0f} req/s")

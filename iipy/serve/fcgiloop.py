@@ -40,6 +40,7 @@ MAX_CONNECTIONS = 256
 KEEPALIVE_IDLE = 60.0  # between requests on a kept-alive connection (nginx's default)
 SEND_TIMEOUT = 30.0  # to write one response
 ACCEPT_PAUSE = 0.5  # after EMFILE/ENFILE
+ACCEPT_BURST = 16  # connections accepted in a row before open ones are looked at again
 _READ = select.POLLIN | select.POLLPRI
 
 
@@ -162,24 +163,31 @@ class Loop:
     # -- events ------------------------------------------------------------------
 
     def _accept(self) -> None:
+        """Accept and serve connections while the queue has some (at most a burst),
+        as a busy worker without poll would: most requests arrive whole."""
+        for _ in range(ACCEPT_BURST):
+            if not (self.accepting and self.running() and self._accept_one()):
+                return
+
+    def _accept_one(self) -> bool:
         try:
             sock, addr = self.listener.accept()
         except (BlockingIOError, InterruptedError):
-            return  # a sibling worker took it
+            return False  # none left, or a sibling worker took it
         except OSError as exc:
             if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                 log.warning("accept failed: %s", exc)
                 self.accept_paused_until = time.monotonic() + ACCEPT_PAUSE
                 self._accepting(False)
-                return
+                return False
             if exc.errno == errno.ECONNABORTED:
-                return
+                return True
             raise
         if self.allowed_peers is not None and isinstance(addr, tuple) and (
             addr[0] not in self.allowed_peers
         ):
             sock.close()
-            return
+            return True
         sock.setblocking(False)
         entry = _Open(sock, Connection(sock, self.app, BASE_ENVIRON),
                       time.monotonic() + self.read_timeout)
@@ -189,6 +197,7 @@ class Loop:
             self.accept_paused_until = 0.0
             self._accepting(False)
         self._readable(entry)  # usually the request is already there
+        return True
 
     def _readable(self, entry: _Open) -> None:
         try:
