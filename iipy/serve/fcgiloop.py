@@ -133,6 +133,10 @@ class Loop:
     def _expire(self) -> None:
         now = time.monotonic()
         for entry in [e for e in self.open.values() if e.deadline <= now]:
+            # what arrived while the worker was busy with another request counts
+            self._readable(entry)
+            if self.open.get(entry.sock.fileno()) is not entry or entry.deadline > now:
+                continue
             if entry.conn.idle and entry.served:
                 log.debug("kept-alive FastCGI connection idle for %gs: closed", KEEPALIVE_IDLE)
             else:
