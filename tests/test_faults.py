@@ -12,6 +12,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -211,3 +212,48 @@ def _is_iipy(pid: int) -> bool:
     except OSError:
         return False
 
+
+
+LOOP_WITH_SLOW_APP = """
+import socket, sys, time
+from iipy.serve.fcgiloop import Loop
+
+def app(environ, start_response):
+    if environ["QUERY_STRING"] == "slow":
+        time.sleep(1.5)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [environ["QUERY_STRING"].encode()]
+
+listener = socket.create_server(("127.0.0.1", 0))
+print(listener.getsockname()[1], flush=True)
+Loop(app, listener, lambda: True, read_timeout=0.5).run()
+"""
+
+
+def test_a_request_completed_while_the_worker_was_busy_is_served(tmp_path):
+    """B begins a request, A's slow request starts, B finishes its request meanwhile:
+    B's deadline passes during A, but B's request was complete in time and is answered."""
+    from fcgi_client import FCGI_PARAMS, FCGI_STDIN, _stream, encode_params
+
+    process = subprocess.Popen([sys.executable, "-c", LOOP_WITH_SLOW_APP],
+                               stdout=subprocess.PIPE, env=iipy_environment(dict(os.environ)))
+    try:
+        port = int(process.stdout.readline())  # type: ignore[union-attr]
+        b = socket.create_connection(("127.0.0.1", port), timeout=HANG)
+        b.sendall(BEGIN_ONLY)
+        time.sleep(0.2)  # the loop accepts B and waits for the rest
+        a = socket.create_connection(("127.0.0.1", port), timeout=HANG)
+        a.sendall(BEGIN_ONLY + _stream(FCGI_PARAMS, encode_params({"QUERY_STRING": "slow"}))
+                  + _stream(FCGI_STDIN, b""))
+        time.sleep(0.3)  # the loop is inside A's request now
+        b.sendall(_stream(FCGI_PARAMS, encode_params({"QUERY_STRING": "b"}))
+                  + _stream(FCGI_STDIN, b""))
+        for sock, body in ((a, b"slow"), (b, b"b")):
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+            assert b"\r\n\r\n" + body in data
+            sock.close()
+    finally:
+        process.kill()
+        process.wait()
