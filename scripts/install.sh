@@ -17,10 +17,11 @@ packages="python3 python3-venv python3-pip python3-dev gcc libopenjp2-7"
 mode="${1:-}"
 if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
   # libmagic1: python-magic, imported by the IIIF validator
-  # nginx: tests/test_keepalive.py (kept-alive FastCGI connections, fastcgi_keep_conn)
-  packages="$packages lighttpd apache2 libapache2-mod-fcgid iipimage-server libopenjp2-tools libmagic1 nginx"
+  packages="$packages lighttpd apache2 libapache2-mod-fcgid iipimage-server libopenjp2-tools libmagic1"
 fi
 if [ "$mode" = "bench" ]; then packages="$packages wrk"; fi
+# nginx: tests/test_keepalive.py (kept-alive FastCGI connections, fastcgi_keep_conn on)
+if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then packages="$packages nginx"; fi
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
