@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .app import Application
+from .fcgiloop import SEND_TIMEOUT
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,11 @@ def serve_http(app: Application, sock: socket.socket, wsgi: Callable | None = No
                 super().handle()
             except TimeoutError:
                 log.warning("HTTP connection closed: no request within %gs", self.timeout)
+
+        def parse_request(self) -> bool:
+            ok = super().parse_request()  # the request line and headers are in
+            self.connection.settimeout(SEND_TIMEOUT)  # a body and the answer: more time
+            return ok
 
         def log_message(self, format: str, *args: object) -> None:
             log.debug("%s - %s", self.address_string(), format % args)
