@@ -107,6 +107,7 @@ class OutputFormat(str, Enum):
     PNG = "png"
     WEBP = "webp"
     TIFF = "tiff"
+    AVIF = "avif"
 
     @property
     def mime(self) -> str:
@@ -122,12 +123,14 @@ _MIME = {
     OutputFormat.PNG: "image/png",
     OutputFormat.WEBP: "image/webp",
     OutputFormat.TIFF: "image/tiff",
+    OutputFormat.AVIF: "image/avif",
 }
 _EXTENSION = {
     OutputFormat.JPEG: "jpg",
     OutputFormat.PNG: "png",
     OutputFormat.WEBP: "webp",
     OutputFormat.TIFF: "tif",
+    OutputFormat.AVIF: "avif",
 }
 
 
@@ -193,7 +196,9 @@ class View:
     the file version the request was checked against (from
     ``ImageRecord.stamp``); the renderer then needs no second ``stat``.
     ``layers`` is IIP's LYR, the JPEG 2000 quality layers asked for (0 = not
-    given).
+    given).  ``compression`` is the TIFF compression asked for with
+    ``QLT=<compression>:<quality>`` (:data:`TIFF_COMPRESSIONS` codes; -1 =
+    TIFF_COMPRESSION), part of the View so the tile cache keeps them apart.
     """
 
     path: str
@@ -205,3 +210,8 @@ class View:
     processing: Processing = field(default_factory=Processing)
     stamp: tuple[int, ...] = ()
     layers: int = 0
+    compression: int = -1
+
+
+#: TIFF output compressions by iipsrv's QLT/TIFF_COMPRESSION codes
+TIFF_COMPRESSIONS = ("none", "lzw", "deflate", "jpeg", "webp", "zstd")

@@ -3,16 +3,29 @@
 iipsrv decodes the FIF argument once, removes every ``../`` and concatenates
 FILESYSTEM_PREFIX + path + FILESYSTEM_SUFFIX.  We do the same, and then also
 resolve the result with ``realpath`` and refuse anything that lands outside
-the prefix, so a symbolic link that points out of the image tree cannot be
-followed either.  Error messages never contain filesystem paths.
+the prefix's *scope*, so a symbolic link that points out of the image tree
+cannot be followed either.  Error messages never contain filesystem paths.
+
+The scope (:func:`prefix_scope`):
+
+* a prefix naming a directory (``/srv/images``, ``/srv/images/``,
+  ``/srv//images/./``): that directory, resolved; files must lie below it;
+* any other prefix is a string stem (``/srv/img_``): files must lie in the
+  stem's directory (resolved) under a first name beginning with the stem;
+* no prefix: no confinement (iipsrv's behaviour).
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import re
+from dataclasses import dataclass
 
 from .errors import NotFound
+
+log = logging.getLogger(__name__)
 
 _PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
 
@@ -43,6 +56,47 @@ def strip_parent_refs(path: str) -> str:
     return path
 
 
+@dataclass(frozen=True)
+class Scope:
+    """Where files may be: below ``root`` (a real directory), and, when
+    ``stem`` is set, under a first name that begins with it."""
+
+    root: str
+    stem: str = ""
+
+    def inside(self, real: str) -> bool:
+        """Whether a ``realpath`` result lies in the scope (the root itself does not)."""
+        base = self.root.rstrip("/") + "/"
+        return real.startswith(base) and real[len(base):].startswith(self.stem) and (
+            len(real) > len(base)
+        )
+
+    def may_list(self, real_directory: str) -> bool:
+        """Whether a directory may be listed (the root, or a directory inside)."""
+        return real_directory == self.root or self.inside(real_directory)
+
+
+def prefix_scope(prefix: str) -> Scope | None:
+    """The scope a FILESYSTEM_PREFIX confines to (None: no prefix, no confinement)."""
+    if not prefix:
+        return None
+    if os.path.isdir(prefix):
+        return Scope(os.path.realpath(prefix))
+    directory, stem = os.path.split(prefix)
+    return Scope(os.path.realpath(directory or "."), stem)
+
+
+def confine(scope: Scope | None, candidate: str) -> str | None:
+    """``realpath`` of ``candidate`` if it lies in the scope, else None."""
+    try:
+        real = os.path.realpath(candidate)
+    except (OSError, ValueError):
+        return None
+    if scope is not None and not scope.inside(real):
+        return None
+    return real
+
+
 class PathResolver:
     """Maps request paths to files, confined to the prefix.
 
@@ -58,11 +112,7 @@ class PathResolver:
     def __init__(self, prefix: str, suffix: str = "") -> None:
         self.prefix = prefix
         self.suffix = suffix
-        if prefix:
-            base = prefix if prefix.endswith("/") else os.path.dirname(prefix) or "."
-            self.root: str | None = os.path.realpath(base)
-        else:
-            self.root = None
+        self.scope = prefix_scope(prefix)
         self._vetted: dict[str, tuple[str, int, int]] = {}
 
     def locate(self, requested: str) -> tuple[str, os.stat_result]:
@@ -72,7 +122,11 @@ class PathResolver:
         candidate = self.candidate(requested)
         try:
             st = os.stat(candidate)
-        except (OSError, ValueError):
+        except ValueError:
+            raise NotFound("image not found") from None
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EIO) and confine(self.scope, candidate):
+                log.warning("cannot reach image %s: %s", candidate, os.strerror(exc.errno))
             raise NotFound("image not found") from None
         known = self._vetted.get(candidate)
         if known is not None and known[1] == st.st_dev and known[2] == st.st_ino:
@@ -96,9 +150,7 @@ class PathResolver:
         return self._confine(self.candidate(requested))
 
     def _confine(self, candidate: str) -> str:
-        path = os.path.realpath(candidate)
-        if self.root is not None and not (
-            path == self.root or path.startswith(self.root.rstrip("/") + "/")
-        ):
+        path = confine(self.scope, candidate)
+        if path is None:
             raise NotFound("image not found")
         return path

@@ -67,6 +67,16 @@ def _max_cvt(env: Mapping[str, str]) -> int:
     raise ConfigError(f"MAX_CVT={env.get('MAX_CVT')!r} must be a positive size or -1 (no limit)")
 
 
+def _prefix(env: Mapping[str, str]) -> str:
+    """FILESYSTEM_PREFIX: a directory, or a string stem whose directory exists."""
+    prefix = env.get("FILESYSTEM_PREFIX", "")
+    if prefix and not os.path.isdir(prefix) and not os.path.isdir(os.path.dirname(prefix) or "."):
+        raise ConfigError(
+            f"FILESYSTEM_PREFIX={prefix!r}: neither it nor its directory exists"
+        )
+    return prefix
+
+
 URI_MAP_PROTOCOLS = {"iip": "fif", "iiif": "iiif", "deepzoom": "deepzoom", "zoomify": "zoomify"}
 
 
@@ -97,6 +107,7 @@ class Settings:
     jpeg_quality: int = 75
     png_quality: int = 1
     webp_quality: int = 50
+    avif_quality: int = 50  # -1: lossless
     tiff_compression: int = 2
     tiff_quality: int = 1
     max_cvt: int = 5000  # -1: no limit
@@ -149,12 +160,13 @@ class Settings:
             logfile=_str(env, "LOGFILE", "/tmp/iipsrv.log"),
             max_image_cache_bytes=int(cache_mb * MEGABYTE),
             max_metadata_cache_size=metadata_size,
-            filesystem_prefix=_str(env, "FILESYSTEM_PREFIX"),
+            filesystem_prefix=_prefix(env),
             filesystem_suffix=_str(env, "FILESYSTEM_SUFFIX"),
             filename_pattern=_str(env, "FILENAME_PATTERN", "_pyr_") or "_pyr_",
             jpeg_quality=int(_ranged(env, "JPEG_QUALITY", 75, 1, 100)),
             png_quality=int(_ranged(env, "PNG_QUALITY", 1, 0, 9)),
             webp_quality=int(_ranged(env, "WEBP_QUALITY", 50, -1, 100)),
+            avif_quality=int(_ranged(env, "AVIF_QUALITY", 50, -1, 100)),
             tiff_compression=int(_ranged(env, "TIFF_COMPRESSION", 2, 0, 5)),
             tiff_quality=int(_ranged(env, "TIFF_QUALITY", 1, 0, 100)),
             max_cvt=_max_cvt(env),

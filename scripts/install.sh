@@ -16,8 +16,9 @@ if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 packages="python3 python3-venv python3-pip python3-dev gcc libopenjp2-7"
 mode="${1:-}"
 if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
-  # libmagic1: python-magic, imported by the IIIF validator
-  packages="$packages lighttpd apache2 libapache2-mod-fcgid iipimage-server libopenjp2-tools libmagic1"
+  # libmagic1: python-magic, imported by the IIIF validator; strace: the hostile paths
+  # table watches which files a real backend opens
+  packages="$packages lighttpd apache2 libapache2-mod-fcgid iipimage-server libopenjp2-tools libmagic1 strace"
 fi
 if [ "$mode" = "bench" ]; then packages="$packages wrk"; fi
 # nginx: tests/test_keepalive.py (kept-alive FastCGI connections, fastcgi_keep_conn on)

@@ -262,7 +262,7 @@ def test_large_export_memory_is_bounded_by_the_output(image_dir):
     [
         "WID=abc&CVT=jpeg", "HEI=x&CVT=jpeg", "WID=-5&CVT=jpeg", "RGN=2,2,1,1&CVT=jpeg",
         "RGN=0.1,0.1&CVT=jpeg", "RGN=a,b,c,d&CVT=jpeg", "RGN=1,1,0.5,0.5&CVT=jpeg",
-        "ROT=45&CVT=jpeg", "CMP=purple&CVT=jpeg", "CVT=bmp", "CVT=avif", "COL=sepia&CVT=png",
+        "ROT=45&CVT=jpeg", "CMP=purple&CVT=jpeg", "CVT=bmp", "CVT=gif", "COL=sepia&CVT=png",
         "CTW=[x]&CVT=jpeg", "CNV=[1,2]&CVT=jpeg", "MINMAX=0&CVT=jpeg", "SHD=1&CVT=jpeg",
         "SHD=0,0&CVT=jpeg",  # a 3-band image is fine, but rgb.tif's normals are nonsense: 200
     ],

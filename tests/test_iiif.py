@@ -70,7 +70,7 @@ def test_info_json_v3_from_the_real_pyramid(app):
     assert info["tiles"] == [{"width": 256, "height": 256, "scaleFactors": [1, 2, 4]}]
     assert (info["maxWidth"], info["maxHeight"]) == (5000, 5000)
     assert info["extraQualities"] == ["color", "gray", "bitonal"]
-    assert info["extraFormats"] == ["tif", "webp"]
+    assert info["extraFormats"] == ["tif", "webp", "avif"]
     assert {"rotationArbitrary", "mirroring", "sizeUpscaling", "cors",
             "canonicalLinkHeader", "profileLinkHeader"} <= set(info["extraFeatures"])
     assert "rights" not in info and "license" not in info
@@ -87,7 +87,7 @@ def test_info_json_v2(app2):
     assert "id" not in info and "type" not in info
     level, extra = info["profile"]
     assert level == "http://iiif.io/api/image/2/level2.json"
-    assert extra["formats"] == ["jpg", "png", "tif", "webp"]
+    assert extra["formats"] == ["jpg", "png", "tif", "webp", "avif"]
     assert extra["qualities"] == ["default", "color", "gray", "bitonal"]
     assert {"regionSquare", "rotationArbitrary", "mirroring", "sizeAboveFull"} <= set(
         extra["supports"])

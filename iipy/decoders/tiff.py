@@ -46,6 +46,7 @@ from .tiffdir import (
     TAG_SMAX,
     TAG_SMIN,
     TAG_SOFTWARE,
+    TAG_STONITS,
     TAG_TILE_BYTE_COUNTS,
     TAG_TILE_HEIGHT,
     TAG_TILE_OFFSETS,
@@ -227,6 +228,9 @@ class TiffDecoder(Decoder):
             )
             if first.text(tag)
         }
+        stonits = first.rational(TAG_STONITS)
+        if stonits is not None:
+            metadata["scale"] = f"{stonits:g}"
         icc = first.get(TAG_ICC)
         xmp = first.get(TAG_XMP)
         return ImageInfo(

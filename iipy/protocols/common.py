@@ -4,7 +4,9 @@ client's copy is current."""
 
 from __future__ import annotations
 
-from ..errors import NotFound
+import re
+
+from ..errors import BadRequest, NotFound
 from ..http import NotModified, Request, make_etag, not_modified
 from ..paths import PathResolver
 from ..render.renderer import ImageRecord, Renderer
@@ -38,3 +40,22 @@ def validate(request: Request, record: ImageRecord, *parts: object) -> str:
     if not_modified(request.if_none_match, request.if_modified_since, etag, record.mtime):
         raise NotModified(etag, record.mtime)
     return etag
+
+
+_LEADING_INT = re.compile(r"\s*([+-]?\d+)")
+_LEADING_FLOAT = re.compile(r"\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)")
+
+
+def c_int(text: str, what: str) -> int:
+    """C ``atoi`` (trailing garbage ignored), but no digits at all is a 400."""
+    match = _LEADING_INT.match(text)
+    if not match:
+        raise BadRequest(f"{what}: '{text}' is not a number")
+    return int(match.group(1))
+
+
+def c_float(text: str, what: str) -> float:
+    match = _LEADING_FLOAT.match(text)
+    if not match:
+        raise BadRequest(f"{what}: '{text}' is not a number")
+    return float(match.group(1))

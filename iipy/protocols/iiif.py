@@ -17,16 +17,18 @@ a filesystem path.
 
 from __future__ import annotations
 
-from ..errors import BadRequest, IIPyError, NotFound
+from ..errors import BadRequest, IIPyError, NotFound, NotImplementedFeature
 from ..http import Request, Response
 from ..models import Processing, View
 from ..paths import PathResolver
+from ..render.encoders import available
 from ..render.geometry import exact_tile
 from ..render.renderer import ImageRecord, Renderer
 from ..settings import Settings
 from . import iiif_info
 from .common import Protocol, open_image, validate
 from .iiif_request import (
+    EXTENSION_QUALITIES,
     ImageRequest,
     Resolved,
     canonical,
@@ -37,7 +39,10 @@ from .iiif_request import (
 )
 
 SYNTAX = "{identifier}/{region}/{size}/{rotation}/{quality}.{format}"
-_COLOUR = {"default": "", "color": "", "gray": "grey", "bitonal": "binary"}
+_COLOUR = {"gray": "grey", "bitonal": "binary"}
+#: IIIF_EXTENSIONS qualities (iipsrv 1.3) as processing: INV, CNT=st, CNT=eq, GAM=log
+_EXTENSIONS = {"negative": {"invert": True}, "stretch": {"stretch": True},
+               "equalization": {"equalize": True}, "log": {"log": True}}
 
 
 class IIIFProtocol(Protocol):
@@ -60,6 +65,11 @@ class IIIFProtocol(Protocol):
                 return self.redirect(request, identifier, argument)
             raise BadRequest(f"IIIF: too few parameters; the syntax is {SYNTAX}")
         image_request = parse_image_request(*params, version)
+        if image_request.quality in EXTENSION_QUALITIES and not self.settings.iiif_extensions:
+            raise BadRequest(f"IIIF: unsupported quality '{image_request.quality}'")
+        if image_request.format not in available():
+            raise NotImplementedFeature(f"IIIF: format '{image_request.format.extension}' "
+                                        "is not available on this server")
         return self.image(request, identifier, argument, version, image_request)
 
     # -- responses --------------------------------------------------------
@@ -112,7 +122,8 @@ class IIIFProtocol(Protocol):
         degrees = image_request.degrees
         quarter = degrees % 90 == 0
         processing = Processing(
-            colour=_COLOUR[image_request.quality],
+            colour=_COLOUR.get(image_request.quality, ""),
+            **_EXTENSIONS.get(image_request.quality, {}),  # type: ignore[arg-type]
             rotation=int(degrees) if quarter else 0,
             mirror=image_request.mirror,
             angle=0.0 if quarter else degrees,

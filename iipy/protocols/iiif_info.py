@@ -15,7 +15,8 @@ import logging
 import re
 
 from ..http import Request
-from ..models import ImageInfo
+from ..models import ImageInfo, OutputFormat
+from ..render.encoders import available
 from ..render.geometry import level_box, scale_factor
 from ..settings import Settings
 
@@ -24,7 +25,13 @@ log = logging.getLogger(__name__)
 CONTEXT = {2: "http://iiif.io/api/image/2/context.json", 3: "http://iiif.io/api/image/3/context.json"}
 PROFILE = {2: "http://iiif.io/api/image/2/level2.json", 3: "http://iiif.io/api/image/3/level2.json"}
 PROTOCOL = "http://iiif.io/api/image"
-EXTRA_FORMATS = ["tif", "webp"]  # beyond level 2's jpg and png
+#: beyond level 2's jpg and png, listed when this installation writes them
+EXTRA_FORMATS = (OutputFormat.TIFF, OutputFormat.WEBP, OutputFormat.AVIF)
+#: IIIF_EXTENSIONS=1: iipsrv 1.3's own qualities (negative = INV, stretch = CNT=st,
+#: equalization = CNT=eq, log = GAM=log)
+EXTENSION_QUALITIES = ["negative", "stretch", "equalization", "log"]
+PHYSDIM_CONTEXT = "http://iiif.io/api/annex/services/physdim/1/context.json"
+PHYSDIM_PROFILE = "http://iiif.io/api/annex/services/physdim"
 _ACCEPT_VERSION = re.compile(r"iiif\.io/api/image/(\d)/context\.json")
 #: keys IIIF_EXTRA_INFO may not replace
 PROTECTED = {"@context", "@id", "id", "type", "protocol", "profile", "width", "height"}
@@ -126,24 +133,54 @@ def _tiles(info: ImageInfo) -> list[dict]:
     ]
 
 
-def _rights(copyright_text: str) -> tuple[str, str]:
-    """COPYRIGHT as (URI, text): a URI is a rights statement, other text an attribution."""
-    text = copyright_text.strip()
+def _rights(info: ImageInfo, copyright_text: str) -> tuple[str, str]:
+    """(URI, text) of the image's rights: its own Copyright tag, else COPYRIGHT.
+
+    A URI is a rights statement (3.0 ``rights``, 2.1 ``license``); other text
+    is an attribution (3.0 ``requiredStatement``, 2.1 ``attribution``).
+    """
+    text = (info.metadata.get("rights") or copyright_text).strip()
     if text.startswith(("http://", "https://")):
         return text, ""
     return "", text
+
+
+def _physical_dimensions(info: ImageInfo, ident: str, version: int) -> dict | None:
+    """The physdim service (size of one pixel in the file's unit), or None when
+    the file gives no resolution or no unit (iipsrv 1.3 then assumes cm).
+
+    3.0 requires an id and a type on every service; this 2.x-era annex service
+    gets the legacy ``@id`` (a fragment of the image's id: nothing to fetch)
+    and ``@type``, as 3.0 allows for services of older specifications.
+    """
+    if not info.dpi or not info.dpi[0] or info.resolution_unit not in ("in", "cm"):
+        return None
+    per_metre = info.dpi[0]
+    per_unit = per_metre * (0.0254 if info.resolution_unit == "in" else 0.01)
+    service: dict = {"@id": f"{ident}#physdim", "@type": "PhysicalDimensions"} \
+        if version >= 3 else {}
+    return {
+        **service,
+        "@context": PHYSDIM_CONTEXT,
+        "profile": PHYSDIM_PROFILE,
+        "physicalScale": float(f"{1.0 / per_unit:.12g}"),
+        "physicalUnits": info.resolution_unit,
+    }
 
 
 def info_document(info: ImageInfo, ident: str, version: int, settings: Settings,
                   extra: dict) -> dict:
     """The info.json of one image for one version (level 2)."""
     qualities = (["color"] if info.bands >= 3 else []) + ["gray", "bitonal"]
+    if settings.iiif_extensions:
+        qualities += EXTENSION_QUALITIES
+    formats = [fmt.extension for fmt in EXTRA_FORMATS if fmt in available()]
     max_size = settings.max_cvt
     upscaling = settings.allow_upscaling and max_size > 0  # 3.0: needs a maxWidth
     features = ["canonicalLinkHeader", "profileLinkHeader", "mirroring", "rotationArbitrary"]
     if settings.cors:
         features.append("cors")
-    rights, attribution = _rights(settings.copyright)
+    rights, attribution = _rights(info, settings.copyright)
     doc: dict = {"@context": CONTEXT[version]}
     if version >= 3:
         doc.update(id=ident, type="ImageService3", protocol=PROTOCOL, profile="level2")
@@ -158,13 +195,16 @@ def info_document(info: ImageInfo, ident: str, version: int, settings: Settings,
         if max_size > 0:
             doc.update(maxWidth=max_size, maxHeight=max_size)
         doc["extraQualities"] = qualities
-        doc["extraFormats"] = list(EXTRA_FORMATS)
+        doc["extraFormats"] = formats
         doc["extraFeatures"] = features + (["sizeUpscaling"] if upscaling else [])
         if rights:
             doc["rights"] = rights
+        if attribution:
+            doc["requiredStatement"] = {"label": {"en": ["Attribution"]},
+                                        "value": {"none": [attribution]}}
     else:
         profile: dict = {
-            "formats": ["jpg", "png", *EXTRA_FORMATS],
+            "formats": ["jpg", "png", *formats],
             "qualities": ["default", *qualities],
             "supports": ["regionSquare", *features]
             + (["sizeAboveFull"] if settings.allow_upscaling else []),
@@ -176,6 +216,9 @@ def info_document(info: ImageInfo, ident: str, version: int, settings: Settings,
             doc["license"] = rights
         if attribution:
             doc["attribution"] = attribution
+    service = _physical_dimensions(info, ident, version)
+    if service:
+        doc["service"] = [service]
     doc.update(extra)
     return doc
 

@@ -30,9 +30,13 @@ _INT = re.compile(r"\d+\Z")
 _FLOAT = re.compile(r"(?:\d+\.?\d*|\.\d+)\Z")
 
 QUALITIES = {"default": "default", "color": "color", "gray": "gray", "bitonal": "bitonal",
-             "grey": "gray", "native": "default"}  # grey and native (1.x): iipsrv's aliases
+             "grey": "gray", "native": "default",  # grey and native (1.x): iipsrv's aliases
+             # iipsrv's own, only with IIIF_EXTENSIONS=1 (checked by the protocol)
+             "negative": "negative", "stretch": "stretch", "equalization": "equalization",
+             "log": "log"}
+EXTENSION_QUALITIES = ("negative", "stretch", "equalization", "log")
 FORMATS = {"jpg": OutputFormat.JPEG, "png": OutputFormat.PNG, "webp": OutputFormat.WEBP,
-           "tif": OutputFormat.TIFF}
+           "tif": OutputFormat.TIFF, "avif": OutputFormat.AVIF}
 KNOWN_UNSUPPORTED_FORMATS = ("gif", "jp2", "pdf")
 
 
@@ -57,7 +61,7 @@ class ImageRequest:
     size: Size
     degrees: float  # clockwise, 0 <= degrees < 360
     mirror: bool
-    quality: str  # "default", "color", "gray" or "bitonal"
+    quality: str  # "default", "color", "gray", "bitonal" or an EXTENSION_QUALITIES name
     format: OutputFormat
 
 
@@ -192,7 +196,7 @@ def parse_format(text: str) -> OutputFormat:
     fmt = FORMATS.get(text)
     if fmt is None:
         if text in KNOWN_UNSUPPORTED_FORMATS:
-            raise BadRequest(f"IIIF: format '{text}' is not supported (jpg, png, webp, tif)")
+            raise BadRequest(f"IIIF: format '{text}' is not supported (jpg, png, webp, tif, avif)")
         raise BadRequest(f"IIIF: unknown format '{_short(text)}'")
     return fmt
 

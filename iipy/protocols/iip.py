@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -19,21 +18,21 @@ from ..errors import BadRequest, IIPError, NotFound
 from ..http import Request, Response
 from ..models import OutputFormat, Processing, View
 from ..paths import PathResolver, url_decode
+from ..render.encoders import available
 from ..render.geometry import cvt_output_size
 from ..render.renderer import ImageRecord, Renderer
 from ..render.sequences import DEFAULT_ANGLES, Sequence, find_sequence
 from ..settings import Settings
-from . import iipobj, iipproc
-from .common import Protocol, open_image, validate
+from . import iipobj, iipproc, iiptiles
+from .common import Protocol, c_float, c_int, open_image, validate
 
 log = logging.getLogger(__name__)
 
 IIP_TYPE = "application/vnd.netfpx"
 ERROR_DISPOSITION = 'inline;filename="IIPisAMadGameClosedToOurUnderstanding.netfpx"'
-_LEADING_INT = re.compile(r"\s*([+-]?\d+)")
-_LEADING_FLOAT = re.compile(r"\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)")
 
-TILE_FORMATS = {"jtl": OutputFormat.JPEG, "ptl": OutputFormat.PNG, "wtl": OutputFormat.WEBP}
+TILE_FORMATS = {"jtl": OutputFormat.JPEG, "ptl": OutputFormat.PNG, "wtl": OutputFormat.WEBP,
+                "ttl": OutputFormat.TIFF, "atl": OutputFormat.AVIF}
 CVT_FORMATS = {
     "jpeg": OutputFormat.JPEG,
     "jpg": OutputFormat.JPEG,
@@ -41,24 +40,10 @@ CVT_FORMATS = {
     "webp": OutputFormat.WEBP,
     "tif": OutputFormat.TIFF,
     "tiff": OutputFormat.TIFF,
+    "avif": OutputFormat.AVIF,
 }
 #: accepted, no effect (iipsrv compiles its colour management out)
 NO_OP = {"icc"}
-
-
-def c_int(text: str, what: str) -> int:
-    """C ``atoi`` (trailing garbage ignored), but no digits at all is a 400."""
-    match = _LEADING_INT.match(text)
-    if not match:
-        raise BadRequest(f"{what}: '{text}' is not a number")
-    return int(match.group(1))
-
-
-def c_float(text: str, what: str) -> float:
-    match = _LEADING_FLOAT.match(text)
-    if not match:
-        raise BadRequest(f"{what}: '{text}' is not a number")
-    return float(match.group(1))
 
 
 @dataclass
@@ -71,6 +56,7 @@ class _State:
     wid: int = 0
     hei: int = 0
     quality: int | None = None
+    compression: int = -1  # QLT=<compression>:… (TIFF output)
     layers: int = 0
     processing: Processing = field(default_factory=Processing)
     protocol_line: str | None = None
@@ -91,6 +77,10 @@ class IIPProtocol(Protocol):
             "jtl": self._tile,
             "ptl": self._tile,
             "wtl": self._tile,
+            "ttl": self._tile,
+            "atl": self._tile,
+            "til": self._til,
+            "jtls": self._jtls,
             "cvt": self._cvt,
             "wid": self._wid,
             "hei": self._hei,
@@ -101,6 +91,9 @@ class IIPProtocol(Protocol):
         }
         for name, setter in iipproc.SETTERS.items():
             self.commands[name] = self._processing_setter(setter)
+        for name, fmt in TILE_FORMATS.items():  # as iipsrv built without WebP or AVIF
+            if fmt not in available():
+                del self.commands[name]
 
     # -- entry point ------------------------------------------------------
 
@@ -186,6 +179,13 @@ class IIPProtocol(Protocol):
         if name.startswith("iip,"):
             state.protocol_line = "IIP:1.0"
             return
+        if name in iipobj.RAW_OBJECTS:
+            record = self._need_image(state, name)
+            value, mime = iipobj.raw_object(record.info, name)
+            if value:
+                state.output = Response(200, value + b"\r\n", mime,
+                                        last_modified=record.mtime, etag=state.etag)
+            return
         handler = iipobj.lookup(name)
         if handler is None:
             raise IIPError(3, 2, name)
@@ -229,7 +229,9 @@ class IIPProtocol(Protocol):
         state.region = (x, y, w, h)
 
     def _qlt(self, state: _State, argument: str, sent: str) -> None:
-        state.quality = c_int(argument, "QLT")
+        state.quality, compression = iiptiles.parse_qlt(argument)
+        if compression >= 0:
+            state.compression = compression
 
     @staticmethod
     def _processing_setter(
@@ -266,10 +268,20 @@ class IIPProtocol(Protocol):
         head, sep, tail = argument.partition(",")
         if not sep:
             raise BadRequest(f"{sent} needs a resolution and a tile index: r,t")
-        resolution, tile = c_int(head, sent), c_int(tail, sent)
+        self._send_tile(state, record, c_int(head, sent), c_int(tail, sent), sent,
+                        TILE_FORMATS[sent.lower()])
+
+    def _jtls(self, state: _State, argument: str, sent: str) -> None:
+        """JTLS=x,r,t,y: SDS=x,y then JTL=r,t (iipsrv's legacy sequence command)."""
+        x, resolution, tile, y = iiptiles.parse_jtls(argument)
+        self._sds(state, f"{x},{y}", "SDS")
+        self._send_tile(state, self._need_image(state), resolution, tile, sent,
+                        OutputFormat.JPEG)
+
+    def _send_tile(self, state: _State, record: ImageRecord, resolution: int, tile: int,
+                   sent: str, fmt: OutputFormat) -> None:
         if resolution < 0 or tile < 0:
             raise BadRequest(f"{sent}: resolution and tile must not be negative")
-        fmt = TILE_FORMATS[sent.lower()]
         if state.processing.rotation == 180 and 0 <= resolution < record.info.resolutions:
             # §2.19: a half turn also turns the grid (90/270 only turn each tile)
             count = record.info.level_for_resolution(resolution)[1].tile_count
@@ -285,6 +297,7 @@ class IIPProtocol(Protocol):
             state.processing,
             record.stamp,
             state.layers,
+            state.compression if fmt is OutputFormat.TIFF else -1,
         )
         state.output = Response(
             200,
@@ -294,11 +307,17 @@ class IIPProtocol(Protocol):
             etag=state.etag,
         )
 
+    def _til(self, state: _State, argument: str, sent: str) -> None:
+        record = self._need_image(state)
+        body = iiptiles.til_body(self.renderer, record, argument, state.quality, state.layers)
+        state.output = Response(200, body, IIP_TYPE, last_modified=record.mtime,
+                                etag=state.etag)
+
     def _cvt(self, state: _State, argument: str, sent: str) -> None:
         record = self._need_image(state)
         fmt = CVT_FORMATS.get(argument.lower())
-        if fmt is None:
-            raise BadRequest(f"CVT: unsupported format '{argument}' (jpeg, png, webp, tiff)")
+        if fmt is None or fmt not in available():
+            raise BadRequest(f"CVT: unsupported format '{argument}' (jpeg, png, webp, tiff, avif)")
         s = self.settings
         width, height = cvt_output_size(
             record.info, state.region, state.wid, state.hei, s.max_cvt, s.allow_upscaling
@@ -306,6 +325,7 @@ class IIPProtocol(Protocol):
         view = View(
             record.path, "region", fmt, state.quality, processing=state.processing,
             stamp=record.stamp, layers=state.layers,
+            compression=state.compression if fmt is OutputFormat.TIFF else -1,
         )
         body = self.renderer.region(view, state.region, width, height)
         kind = "attachment" if state.request.method == "POST" else "inline"

@@ -124,6 +124,18 @@ OBJECTS: dict[str, Handler] = {
 }
 
 
+#: iipsrv 1.3's objects answered as the bare value (no ``name/length:``), each
+#: its own response: the XMP packet as XML, STONITS as ``%g`` text
+RAW_OBJECTS = {"xmp": "application/xml", "scale": "text/plain"}
+
+
+def raw_object(info: ImageInfo, name: str) -> tuple[bytes, str]:
+    """(value, content type) of a :data:`RAW_OBJECTS` object; empty when absent."""
+    if name == "xmp":
+        return info.xmp or b"", RAW_OBJECTS[name]
+    return info.metadata.get(name, "").encode("utf-8"), RAW_OBJECTS[name]
+
+
 def lookup(name: str) -> Handler | None:
     """Handler for a lower-cased OBJ argument, or None if unsupported."""
     handler = OBJECTS.get(name)

@@ -1,4 +1,4 @@
-"""uint8 pixels → JPEG, PNG, WebP or TIFF bytes (Pillow), with ICC and DPI."""
+"""uint8 pixels → JPEG, PNG, WebP, TIFF or AVIF bytes, with ICC and DPI."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from PIL import Image
 from ..errors import IIPyError
 from ..jpeg.markers import icc_app2
 from ..models import OutputFormat
+from .avif import encode_avif
+from .tiffout import DEFLATE, encode_tiff
 
 _MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
@@ -20,6 +22,23 @@ except ImportError:  # pragma: no cover - Pillow is the fallback
     _simplejpeg = None
 
 
+def available() -> frozenset[OutputFormat]:
+    """The output formats this installation can write (Pillow's WebP and AVIF
+    plug-ins are optional parts of its build)."""
+    global _AVAILABLE
+    if _AVAILABLE is None:
+        from PIL import features
+
+        optional = {OutputFormat.WEBP: "webp", OutputFormat.AVIF: "avif"}
+        _AVAILABLE = frozenset(
+            fmt for fmt in OutputFormat if fmt not in optional or features.check(optional[fmt])
+        )
+    return _AVAILABLE
+
+
+_AVAILABLE: frozenset[OutputFormat] | None = None
+
+
 def encode(
     pixels: np.ndarray,
     fmt: OutputFormat,
@@ -27,19 +46,25 @@ def encode(
     icc: bytes | None = None,
     dpi: tuple[float, float] | None = None,
     xmp: bytes | None = None,
+    compression: int = DEFLATE,
 ) -> bytes:
     """Encode a (height, width, bands) uint8 array.
 
     ``quality``: JPEG and WebP 1-100 (WebP below 1 = lossless), PNG the zlib
     level 0-9.  ``dpi`` is in pixels per inch.  ``xmp`` (an XMP packet) goes
     into JPEG APP1, a PNG ``XML:com.adobe.xmp`` iTXt chunk, WebP's XMP chunk
-    or TIFF tag 700.
+    or TIFF tag 700.  TIFF: ``compression`` (tiffout's codes) with ``quality``
+    as its level or quality; AVIF: quality -1 = lossless (see avif.py).
     """
     height, width, bands = pixels.shape
     if bands not in _MODES:
         raise IIPyError(f"cannot encode {bands} bands")
     if fmt is OutputFormat.JPEG and _simplejpeg is not None and bands in (1, 3):
         return _fast_jpeg(pixels, max(1, min(100, quality)), icc, dpi, xmp)
+    if fmt is OutputFormat.TIFF:
+        return encode_tiff(pixels, compression, quality, icc, dpi, xmp)
+    if fmt is OutputFormat.AVIF:
+        return encode_avif(pixels, quality, icc, xmp)
     array = pixels[:, :, 0] if bands == 1 else pixels
     image = Image.fromarray(np.ascontiguousarray(array))
     options: dict[str, object] = {}
@@ -59,8 +84,6 @@ def encode(
             image.save(out, "WEBP", lossless=True, method=0, **options)
         else:
             image.save(out, "WEBP", quality=min(100, quality), method=0, **options)
-    elif fmt is OutputFormat.TIFF:
-        image.save(out, "TIFF", compression="tiff_adobe_deflate", **options)
     else:  # pragma: no cover - enum is closed
         raise IIPyError(f"unknown output format {fmt}")
     return out.getvalue()
@@ -82,13 +105,6 @@ def _add_xmp(options: dict[str, object], fmt: OutputFormat, xmp: bytes) -> None:
         info = PngInfo()
         info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace"), zip=False)
         options["pnginfo"] = info
-    elif fmt is OutputFormat.TIFF:
-        from PIL.TiffImagePlugin import ImageFileDirectory_v2
-
-        ifd = ImageFileDirectory_v2()
-        ifd[700] = xmp
-        ifd.tagtype[700] = 1  # BYTE
-        options["tiffinfo"] = ifd
 
 
 def _fast_jpeg(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from ..models import ImageInfo
+from ..models import ImageInfo, Level
 
 Box = tuple[int, int, int, int]
 Fractions = tuple[float, float, float, float]
@@ -70,15 +70,40 @@ def cvt_output_size(
 def scale_factor(info: ImageInfo, level: int) -> int:
     """The integer factor by which a pyramid level is reduced from full size.
 
-    ``round(full / level)`` on the longer side: 1, 2, 4… for the usual
-    halving pyramids whatever rounding the writer used (1410 → 705 → 352 →
-    176 gives 1, 2, 4, 8).  IIIF info.json advertises these as
-    ``scaleFactors``, and :func:`level_box` divides by them.
+    IIIF viewers size a level as ``ceil(full / factor)`` (info.json
+    ``scaleFactors``), so that factor is chosen when there is one: the
+    nearest power of two, else ``round(full / level)`` on the longer side (a
+    20000-wide JPEG 2000's 157-wide level is ``ceil(20000 / 128)``, where
+    rounding gives 127 and viewers would ask for 158).  Pyramids written with
+    floor division have none (1410 → 705 → 352 → 176): the rounded ratio
+    stays (1, 2, 4, 8).  :func:`level_box` divides by the same factor.
+    Computed once per image (this is on the IIIF tile path, once per level).
     """
-    lv = info.levels[level]
+    cached = _FACTORS.get(id(info))
+    if cached is None or cached[0] is not info:
+        if len(_FACTORS) > 4096:
+            _FACTORS.clear()
+        cached = (info, tuple(_scale_factor(info, lv) for lv in info.levels))
+        _FACTORS[id(info)] = cached
+    return cached[1][level]
+
+
+#: id(ImageInfo) -> (that ImageInfo, its levels' factors); the identity check
+#: makes a reused id harmless
+_FACTORS: dict[int, tuple[ImageInfo, tuple[int, ...]]] = {}
+
+
+def _scale_factor(info: ImageInfo, lv: Level) -> int:
     if info.width >= info.height:
-        return max(1, int(info.width / max(1, lv.width) + 0.5))
-    return max(1, int(info.height / max(1, lv.height) + 0.5))
+        ratio = info.width / max(1, lv.width)
+    else:
+        ratio = info.height / max(1, lv.height)
+    rounded = max(1, int(ratio + 0.5))
+    power = 1 << max(0, round(math.log2(ratio))) if ratio > 0 else 1
+    for factor in (power, rounded):
+        if (-(-info.width // factor), -(-info.height // factor)) == (lv.width, lv.height):
+            return factor
+    return rounded
 
 
 def level_box(info: ImageInfo, level: int, box: tuple[float, float, float, float]) -> Box:

@@ -169,6 +169,7 @@ class Renderer:
             OutputFormat.PNG: s.png_quality,
             OutputFormat.WEBP: s.webp_quality,
             OutputFormat.TIFF: s.tiff_quality,
+            OutputFormat.AVIF: s.avif_quality,
         }[fmt]
 
     # -- tiles ------------------------------------------------------------
@@ -366,8 +367,9 @@ class Renderer:
         icc = self._icc(info)
         if icc and not _icc_still_applies(icc, view.processing, pixels.shape[2]):
             icc = None
+        compression = view.compression if view.compression >= 0 else self.settings.tiff_compression
         try:
-            return encode(pixels, view.format, quality, icc, dpi, xmp)
+            return encode(pixels, view.format, quality, icc, dpi, xmp, compression)
         except (OSError, ValueError) as exc:
             raise IIPyError("image could not be encoded") from exc
 

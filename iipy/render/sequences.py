@@ -6,7 +6,9 @@ multispectral stacks.  ``SDS=x,y`` picks the file.
 iipsrv finds them with ``glob()`` on the user's path, so wildcards in a
 request are honoured; here the directory is listed and names are matched
 with an escaped regular expression, so a request's ``*`` or ``?`` are plain
-characters.  Every file is confined to FILESYSTEM_PREFIX like single images.
+characters.  The directory and every file are confined to FILESYSTEM_PREFIX
+like single images (:mod:`iipy.paths`): a directory outside the prefix is
+never listed, so a sequence there answers exactly as a missing file does.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import NotFound
-from ..paths import PathResolver
+from ..paths import PathResolver, confine
 
 EXTENSIONS = ("tif", "tiff", "jp2", "jpx", "j2k")
 DEFAULT_ANGLES = (0, 90)
@@ -58,6 +60,9 @@ def find_sequence(resolver: PathResolver, requested: str, pattern: str) -> Seque
     if not stem:
         return None
     directory = directory or "."
+    scope = resolver.scope
+    if scope is not None and not scope.may_list(os.path.realpath(directory)):
+        return None  # outside the prefix: nothing is there, as for a missing file
     try:
         names = os.listdir(directory)
     except OSError:
@@ -73,18 +78,10 @@ def find_sequence(resolver: PathResolver, requested: str, pattern: str) -> Seque
             angles = (int(match.group(1)), int(match.group(2)))
             found.setdefault(match.group(3).lower(), {})[angles] = name
     for files in found.values():
-        if DEFAULT_ANGLES in files:
-            confined = {
-                angles: _confine(resolver, os.path.join(directory, name))
-                for angles, name in files.items()
-            }
-            return Sequence({k: v for k, v in confined.items() if v is not None})
+        confined = {
+            angles: confine(scope, os.path.join(directory, name)) for angles, name in files.items()
+        }
+        inside = {angles: path for angles, path in confined.items() if path is not None}
+        if DEFAULT_ANGLES in inside:
+            return Sequence(inside)
     return None
-
-
-def _confine(resolver: PathResolver, path: str) -> str | None:
-    real = os.path.realpath(path)
-    root = resolver.root
-    if root is not None and not (real == root or real.startswith(root.rstrip("/") + "/")):
-        return None
-    return real

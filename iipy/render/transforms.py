@@ -107,8 +107,8 @@ def flatten_for(pixels: np.ndarray, fmt: OutputFormat) -> np.ndarray:
             return pixels[:, :, :3]
     elif bands > 4:
         return pixels[:, :, :3]
-    if fmt is OutputFormat.WEBP and bands == 2:
-        # WebP has no grey+alpha mode
+    if fmt in (OutputFormat.WEBP, OutputFormat.AVIF) and bands == 2:
+        # WebP and AVIF (here) have no grey+alpha mode
         grey = pixels[:, :, :1]
         return np.concatenate([grey, grey, grey, pixels[:, :, 1:2]], axis=2)
     return pixels
@@ -194,7 +194,7 @@ def equalize(pixels: np.ndarray, hist: np.ndarray) -> np.ndarray:
 #: what fills the corners of an arbitrarily rotated image in formats without
 #: transparency (JPEG): white, the colour of paper, as most IIIF servers do
 ROTATION_FILL = 255
-_ALPHA_FORMATS = (OutputFormat.PNG, OutputFormat.WEBP, OutputFormat.TIFF)
+_ALPHA_FORMATS = (OutputFormat.PNG, OutputFormat.WEBP, OutputFormat.TIFF, OutputFormat.AVIF)
 
 
 def rotate_arbitrary(pixels: np.ndarray, angle: float, fmt: OutputFormat) -> np.ndarray:
