@@ -75,6 +75,11 @@ class CorruptImage(IIPyError):
     status = 404
 
 
+class ImageTooLarge(BadRequest):
+    """A request whose decode would exceed MAX_SOURCE_PIXELS, or an image whose
+    declared size cannot be served within the bounds (HTTP 400, logged)."""
+
+
 class IIPError(BadRequest):
     """An IIP protocol error line ``Error/<len>:<class> <number> <argument>``.
 

@@ -111,6 +111,7 @@ class Settings:
     tiff_compression: int = 2
     tiff_quality: int = 1
     max_cvt: int = 5000  # -1: no limit
+    max_source_pixels: int = 1 << 28  # iipy's own: source pixels one request may decode
     allow_upscaling: bool = True
     max_layers: int = 0
     watermark: str = ""
@@ -170,6 +171,7 @@ class Settings:
             tiff_compression=int(_ranged(env, "TIFF_COMPRESSION", 2, 0, 5)),
             tiff_quality=int(_ranged(env, "TIFF_QUALITY", 1, 0, 100)),
             max_cvt=_max_cvt(env),
+            max_source_pixels=int(_ranged(env, "MAX_SOURCE_PIXELS", 1 << 28, 1, 1 << 62)),
             allow_upscaling=_int(env, "ALLOW_UPSCALING", 1) != 0,
             max_layers=int(_ranged(env, "MAX_LAYERS", 0, -1, BIG)),
             watermark=_str(env, "WATERMARK"),

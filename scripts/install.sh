@@ -19,6 +19,8 @@ if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
   # libmagic1: python-magic, imported by the IIIF validator; strace: the hostile paths
   # table watches which files a real backend opens
   packages="$packages lighttpd apache2 libapache2-mod-fcgid iipimage-server libopenjp2-tools libmagic1 strace"
+  # clang: tests/test_fuzz.py builds a coverage-instrumented copy of _dctsplice for atheris
+  packages="$packages clang"
 fi
 if [ "$mode" = "bench" ]; then packages="$packages wrk"; fi
 # nginx: tests/test_keepalive.py (kept-alive FastCGI connections, fastcgi_keep_conn on)

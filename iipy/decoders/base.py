@@ -69,6 +69,12 @@ class Decoder(ABC):
         """
         return None
 
+    def release(self) -> None:  # noqa: B027 - optional hook
+        """Drop decoded data kept between reads (caches of the codec library).
+
+        Called between the pieces of a read too big to keep cached
+        (:mod:`iipy.render.limits`), so memory stays bounded by one piece."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release file handles."""
 

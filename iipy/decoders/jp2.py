@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CorruptImage, IIPyError, NotImplementedFeature, UnsupportedImage
-from . import openjpeg
+from . import j2kcheck, openjpeg
 from .base import Decoder
 from .jp2info import J2K_SIGNATURE, JP2_SIGNATURE, Structure, describe, layers_to_decode
 
@@ -88,6 +88,7 @@ class Jp2Decoder(Decoder):
             self._source = _pinned(path, self._fd)
             head = os.pread(self._fd, 4, 0)
             self._codec = openjpeg.CODEC_J2K if head == J2K_SIGNATURE else openjpeg.CODEC_JP2
+            j2kcheck.check(self._fd)  # the declared size, before glymur or OpenJPEG sees it
             jp2 = _parse(self._glymur, self._source, path)
             try:
                 structure = describe(jp2)

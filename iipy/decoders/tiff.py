@@ -56,6 +56,7 @@ from .tiffdir import (
     TAG_Y_RES,
     read_structure,
 )
+from .tiffinfo import check_level, check_samples
 from .tiffraw import RawTiles, lab8_to_float
 
 log = logging.getLogger(__name__)
@@ -114,8 +115,8 @@ class _LevelSource:
         self.image: Any = None
         self.region: Any = None
         self.dtype: Any = None
-        self.offsets = ifd.ints(TAG_TILE_OFFSETS)
-        self.counts = ifd.ints(TAG_TILE_BYTE_COUNTS)
+        self.offsets = ifd.table(TAG_TILE_OFFSETS)
+        self.counts = ifd.table(TAG_TILE_BYTE_COUNTS)
         self.jpeg = _passthrough(ifd)
         self.raw: RawTiles | None = None  # tiles libvips cannot read (8-bit CIELAB)
 
@@ -161,24 +162,17 @@ class TiffDecoder(Decoder):
             if source.ifd.width < last.width and source.ifd.height <= last.height:
                 kept.append(source)
         self._levels = kept
+        size = os.fstat(self._fd).st_size
+        inside = 0
+        for source in kept:
+            check_samples(source.ifd)
+            inside += check_level(source.ifd, size)
+        if not inside:
+            raise CorruptImage("image has no tile inside the file")
         self.info = self._describe(first)
         if self.info.colour_space is ColourSpace.CIELAB and self.info.bits == 8:
             for source in kept:
                 source.raw = RawTiles(self._fd, source.ifd)
-        for source in kept:
-            self._check_level(source)
-
-    def _check_level(self, source: _LevelSource) -> None:
-        ifd = source.ifd
-        width, height = ifd.width, ifd.height
-        tw, th = ifd.int(TAG_TILE_WIDTH), ifd.int(TAG_TILE_HEIGHT)
-        if width <= 0 or height <= 0 or tw <= 0 or th <= 0:
-            raise CorruptImage("image has a level with no size")
-        expected = -(-width // tw) * -(-height // th)
-        if ifd.int(TAG_PLANAR, 1) == 2:
-            expected *= ifd.int(TAG_SAMPLES, 1)
-        if len(source.offsets) < expected or len(source.counts) < expected:
-            raise CorruptImage("image has fewer tiles than its size needs")
 
     def _describe(self, first: IFD) -> ImageInfo:
         bits_all = first.ints(TAG_BITS) or (1,)
@@ -311,7 +305,12 @@ class TiffDecoder(Decoder):
             data = self._stored_jpeg(level, column, row)
             if data is not None:
                 bands = self.info.bands
+                lv = self.info.levels[level]
                 try:
+                    # a stored JPEG may claim any size: never decode more than a tile
+                    tall, wide = _simplejpeg.decode_jpeg_header(data)[:2]
+                    if tall > lv.tile_height or wide > lv.tile_width:
+                        raise CorruptImage("stored JPEG tile is larger than the tile")
                     array = _simplejpeg.decode_jpeg(data, colorspace="GRAY" if bands == 1
                                                     else "RGB")
                 except ValueError:
@@ -331,19 +330,23 @@ class TiffDecoder(Decoder):
         index = row * lv.columns + column
         if index >= len(source.offsets) or index >= len(source.counts):
             return None
-        count = source.counts[index]
+        count = int(source.counts[index])
         if count <= 0:
             return None
-        data = os.pread(self._fd, count, source.offsets[index])
+        data = os.pread(self._fd, count, int(source.offsets[index]))
         if len(data) != count:
             raise CorruptImage("tile data is truncated")
         tables, rgb = source.jpeg
         return splice.splice(tables, data, rgb=rgb)
 
-    def close(self) -> None:
+    def release(self) -> None:
+        """Forget the libvips images: each keeps a tile cache as wide as its level."""
         for source in self._levels:
             source.region = None
             source.image = None
+
+    def close(self) -> None:
+        self.release()
         try:
             os.close(self._fd)
         except OSError:

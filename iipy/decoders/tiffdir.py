@@ -9,9 +9,12 @@ the file, spliced with the file's JPEGTables, without a decode.
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from ..errors import CorruptImage
 
@@ -83,6 +86,9 @@ _WANTED = {
     TAG_YCBCR_SUBSAMPLING, TAG_XMP, TAG_COPYRIGHT, TAG_ICC, TAG_STONITS,
 }
 _BYTES_TAGS = {TAG_JPEG_TABLES, TAG_XMP, TAG_ICC}
+# tile tables: kept as numpy arrays (a 200000² level has 611,000 tiles)
+_TABLE_TAGS = {TAG_TILE_OFFSETS, TAG_TILE_BYTE_COUNTS, TAG_STRIP_OFFSETS}
+_INTEGER_TYPES = {1: "u1", 3: "u2", 4: "u4", 13: "u4", 16: "u8", 18: "u8"}
 
 MAX_IFDS = 4096  # a loop guard against corrupt files whose IFD chain cycles
 
@@ -101,17 +107,24 @@ class IFD:
         value = self.tags.get(tag)
         if value is None:
             return default
-        if isinstance(value, tuple):
-            return int(value[0]) if value else default
-        return int(value)  # type: ignore[arg-type]
+        if isinstance(value, (tuple, np.ndarray)):
+            return _integer(value[0]) if len(value) else default
+        return _integer(value)
 
     def ints(self, tag: int) -> tuple[int, ...]:
         value = self.tags.get(tag)
         if value is None:
             return ()
-        if isinstance(value, tuple):
-            return tuple(int(v) for v in value)
-        return (int(value),)  # type: ignore[arg-type]
+        if isinstance(value, (tuple, np.ndarray)):
+            return tuple(_integer(v) for v in value)
+        return (_integer(value),)
+
+    def table(self, tag: int) -> np.ndarray:
+        """A tile table (offsets or byte counts) as uint64, empty when absent."""
+        value = self.tags.get(tag)
+        if isinstance(value, np.ndarray):
+            return value
+        return np.asarray(self.ints(tag), dtype=np.uint64)
 
     def text(self, tag: int) -> str:
         value = self.tags.get(tag)
@@ -193,7 +206,7 @@ class _Reader:
         offset = self.first
         while offset and len(ifds) < MAX_IFDS:
             if offset in seen:
-                break
+                raise CorruptImage("TIFF directory chain loops")
             seen.add(offset)
             ifd, offset = self.ifd(offset)
             ifds.append(ifd)
@@ -204,7 +217,9 @@ class _Reader:
             if children:
                 subs = []
                 for child in children[:MAX_IFDS]:
-                    if child and child not in seen:
+                    if child in seen:
+                        raise CorruptImage("TIFF SubIFDs loop")
+                    if child:
                         seen.add(child)
                         subs.append(self.ifd(child)[0])
                 subifds[index] = subs
@@ -250,6 +265,8 @@ class _Reader:
     def decode(self, tag: int, typ: int, n: int, data: bytes) -> object:
         if typ in (2, 7) or tag in _BYTES_TAGS:
             return bytes(data)
+        if tag in _TABLE_TAGS and typ in _INTEGER_TYPES:
+            return np.frombuffer(data, self.e + _INTEGER_TYPES[typ]).astype(np.uint64)
         letters, size = _TYPES[typ]
         if typ in (5, 10):
             parts = struct.unpack(self.e + letters[0] * (2 * n), data)
@@ -259,3 +276,12 @@ class _Reader:
         else:
             values = struct.unpack(self.e + letters * n, data)
         return values[0] if n == 1 else values
+
+
+def _integer(value: object) -> int:
+    """A tag value as an int; CorruptImage when it is not a finite number."""
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and math.isfinite(value):
+        return int(value)
+    raise CorruptImage("TIFF tag has a value of the wrong kind")

@@ -39,8 +39,8 @@ class RawTiles:
         self.bands = ifd.int(TAG_SAMPLES, 1)
         self.compression = ifd.int(TAG_COMPRESSION, NONE)
         self.predictor = ifd.int(TAG_PREDICTOR, 1)
-        self.offsets = ifd.ints(TAG_TILE_OFFSETS)
-        self.counts = ifd.ints(TAG_TILE_BYTE_COUNTS)
+        self.offsets = ifd.table(TAG_TILE_OFFSETS)
+        self.counts = ifd.table(TAG_TILE_BYTE_COUNTS)
         if self.compression not in (NONE, DEFLATE, ADOBE_DEFLATE):
             raise UnsupportedImage("8-bit CIELAB TIFF needs no compression or Deflate")
         if ifd.int(TAG_PLANAR, 1) != 1 or self.predictor not in (1, 2):
@@ -52,13 +52,13 @@ class RawTiles:
         index = row * self.columns + column
         if index >= len(self.offsets) or index >= len(self.counts):
             raise CorruptImage("tile is missing")
-        data = os.pread(self.fd, self.counts[index], self.offsets[index])
+        data = os.pread(self.fd, int(self.counts[index]), int(self.offsets[index]))
+        size = self.tile_w * self.tile_h * self.bands
         try:
-            if self.compression != NONE:
-                data = zlib.decompress(data)
+            if self.compression != NONE:  # never more than the tile: no Deflate bomb
+                data = zlib.decompressobj().decompress(data, size)
         except zlib.error as exc:
             raise CorruptImage("tile data could not be decoded") from exc
-        size = self.tile_w * self.tile_h * self.bands
         if len(data) < size:
             raise CorruptImage("tile data is truncated")
         array = np.frombuffer(data[:size], np.uint8).reshape(self.tile_h, self.tile_w, self.bands)

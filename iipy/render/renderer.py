@@ -31,10 +31,10 @@ from ..errors import IIPyError, NotFound
 from ..jpeg import markers, markjpeg
 from ..models import ImageInfo, OutputFormat, Processing, View
 from ..settings import Settings
-from . import resample
+from . import limits, resample
 from .cache import LRUCache
 from .encoders import encode
-from .export import RegionJob, finish_colour, render_region
+from .export import STRIP_PIXELS, RegionJob, finish_colour, render_region
 from .geometry import choose_level, region_box
 from .transforms import flatten_for, histogram, orient, rotate_arbitrary, to_8bit
 from .watermark import RandomSource, Spot, Watermark, load_watermark
@@ -284,14 +284,20 @@ class Renderer:
         info = entry.record.info
         native = choose_level(info, region, width, height)
         box = region_box(info, native, region)
+        limits.check_source(box, self.settings.max_source_pixels, entry.record.path)
         processing = view.processing
         layers = self._layers(info, view)
+
+        def read(left: int, top: int, w: int, h: int) -> np.ndarray:
+            return entry.decoder.read_region(native, left, top, w, h, **layers)
+
+        # box-averaged in pieces when far too big (limits.py)
+        source = limits.reader(read, box, width, height, entry.decoder.release)
         job = RegionJob(
-            read=lambda left, top, w, h: entry.decoder.read_region(
-                native, left, top, w, h, **layers
-            ),
+            read=source.read,
             info=info,
-            box=box,
+            box=source.box,
+            strip_pixels=limits.strip_pixels(STRIP_PIXELS, info.bands),
             width=width,
             height=height,
             processing=processing,
