@@ -29,6 +29,11 @@ class BadRequest(IIPyError):
     status = 400
 
 
+class BadNumber(BadRequest):
+    """A number in a request that is malformed, too long, not finite or out of
+    range (:mod:`iipy.numeric`): HTTP 400 in the protocol's error form."""
+
+
 class NotFound(IIPyError):
     """A missing image, resolution or tile (HTTP 404)."""
 

@@ -6,11 +6,66 @@ from __future__ import annotations
 import email.utils
 import functools
 import hashlib
+import re
 from dataclasses import dataclass, field
+
+from .errors import BadRequest
 
 CORS_ALLOW_METHODS = "GET, POST, OPTIONS"
 CORS_ALLOW_HEADERS = "Accept, Content-Type, X-Requested-With, If-Modified-Since, If-None-Match"
 CORS_MAX_AGE = "86400"
+#: C0 controls and DEL: never in a request target (RFC 9112 §3.2)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: the same, but a header value may hold a tab (RFC 9110 §5.5)
+_HEADER_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+#: what a URI keeps as it is in a header: printable ASCII but space
+_URI_UNSAFE = re.compile(r"[^\x21-\x7e]+")
+
+
+def _as_text(value: str) -> str:
+    """A WSGI environ string decoded as UTF-8, once.
+
+    PEP 3333 hands request bytes over as latin-1 text (so raw UTF-8 ``é``
+    arrives as ``Ã©``); their bytes are decoded as UTF-8 here, invalid
+    sequences kept by surrogateescape (file names in other encodings still
+    reach the filesystem).  Text that is not latin-1 (an in-process caller
+    passing real text) is already decoded.
+    """
+    try:
+        raw = value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def request_text(environ: dict, name: str) -> str:
+    """REQUEST_URI, QUERY_STRING or PATH_INFO as text, decoded once;
+    a control character (raw CR, LF, NUL…) is a 400."""
+    text = _as_text(environ.get(name) or "")
+    if _CONTROL.search(text):
+        raise BadRequest(f"control character in {name}")
+    return text
+
+
+def header_value(environ: dict, name: str, default: str = "") -> str:
+    """A request header (``HTTP_HOST``…) decoded once; controls but tab are a 400,
+    so nothing a client sends can end a response header line early."""
+    text = _as_text(environ.get(name) or default)
+    if _HEADER_CONTROL.search(text):
+        header = name[5:] if name.startswith("HTTP_") else name
+        raise BadRequest(f"control character in header {header}")
+    return text
+
+
+def uri_safe(text: str) -> str:
+    """``text`` (a URI or IRI) with every byte that is not printable ASCII
+    percent-encoded (UTF-8), so it can stand in a Location or Link header."""
+
+    def encode(match: re.Match[str]) -> str:
+        data = match.group().encode("utf-8", "surrogateescape")
+        return "".join(f"%{byte:02X}" for byte in data)
+
+    return _URI_UNSAFE.sub(encode, text)
 
 
 @dataclass
@@ -44,17 +99,17 @@ def http_date(timestamp: float) -> str:
 
 def parse_http_date(value: str) -> float | None:
     """Seconds since the epoch for an HTTP date, or None if unparsable."""
-    try:
+    try:  # OverflowError: a year or zone of 20 digits (a 500 before)
         parsed = email.utils.parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError):
-        return None
-    if parsed is None:
-        return None
-    if parsed.tzinfo is None:
-        import datetime as _dt
+        if parsed is None:
+            return None
+        if parsed.tzinfo is None:
+            import datetime as _dt
 
-        parsed = parsed.replace(tzinfo=_dt.timezone.utc)
-    return parsed.timestamp()
+            parsed = parsed.replace(tzinfo=_dt.timezone.utc)
+        return parsed.timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
 
 
 def make_etag(*parts: object) -> str:

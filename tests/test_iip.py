@@ -168,7 +168,8 @@ def test_ptl_and_wtl_give_png_and_webp(app):
     [
         ("FIF=rgb.tif&JTL=2,12", 404),
         ("FIF=rgb.tif&JTL=3,0", 404),
-        ("FIF=rgb.tif&JTL=99999999999999999999,0", 404),
+        ("FIF=rgb.tif&JTL=999999999,0", 404),  # no such resolution
+        ("FIF=rgb.tif&JTL=99999999999999999999,0", 400),  # beyond a C int (iipy.numeric)
         ("FIF=rgb.tif&JTL=-1,0", 400),
         ("FIF=rgb.tif&JTL=0,-1", 400),
         ("FIF=rgb.tif&JTL=abc", 400),

@@ -117,7 +117,8 @@ class IIPTiles(TileProtocol):
         cases += [
             (Request(f"FIF={spec.name}&JTL={count},0"), {404}),
             (Request(f"FIF={spec.name}&JTL={count + 7},0"), {404}),
-            (Request(f"FIF={spec.name}&JTL=0,{2**31}"), {404}),
+            (Request(f"FIF={spec.name}&JTL=0,{2**31 - 1}"), {404}),
+            (Request(f"FIF={spec.name}&JTL=0,{2**31}"), {400}),  # beyond a C int (iipy.numeric)
             (Request(f"FIF={spec.name}&JTL=-1,0"), {400}),
             (Request(f"FIF={spec.name}&JTL=0,-1"), {400}),
         ]

@@ -4,9 +4,8 @@ client's copy is current."""
 
 from __future__ import annotations
 
-import re
-
-from ..errors import BadRequest, NotFound
+from .. import numeric
+from ..errors import NotFound
 from ..http import NotModified, Request, make_etag, not_modified
 from ..paths import PathResolver
 from ..render.renderer import ImageRecord, Renderer
@@ -42,20 +41,13 @@ def validate(request: Request, record: ImageRecord, *parts: object) -> str:
     return etag
 
 
-_LEADING_INT = re.compile(r"\s*([+-]?\d+)")
-_LEADING_FLOAT = re.compile(r"\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)")
 
 
 def c_int(text: str, what: str) -> int:
-    """C ``atoi`` (trailing garbage ignored), but no digits at all is a 400."""
-    match = _LEADING_INT.match(text)
-    if not match:
-        raise BadRequest(f"{what}: '{text}' is not a number")
-    return int(match.group(1))
+    """C ``atoi`` (trailing garbage ignored), bounded (:mod:`iipy.numeric`); no digits is a 400."""
+    return numeric.leading_integer(text, what)
 
 
 def c_float(text: str, what: str) -> float:
-    match = _LEADING_FLOAT.match(text)
-    if not match:
-        raise BadRequest(f"{what}: '{text}' is not a number")
-    return float(match.group(1))
+    """C ``strtod`` on the start of ``text``, finite and bounded (:mod:`iipy.numeric`)."""
+    return numeric.leading_decimal(text, what)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+from .. import numeric
 from ..errors import BadRequest, NotFound
 from ..http import Request, Response
 from ..models import OutputFormat
@@ -59,18 +60,18 @@ class DeepZoomProtocol(Protocol):
         level_text, slash, name = tile.partition("/")
         stem, dot, extension = name.rpartition(".")
         x_text, underscore, y_text = stem.partition("_")
-        if not (slash and dot and underscore) or not all(
-            t.isdigit() for t in (level_text, x_text, y_text)
-        ):
+        if not (slash and dot and underscore):
             raise BadRequest("DeepZoom: a tile is <image>_files/<level>/<x>_<y>.jpg")
+        level_number = numeric.integer(level_text, "DeepZoom level")
+        column, row = numeric.integer(x_text, "DeepZoom x"), numeric.integer(y_text, "DeepZoom y")
         fmt = TILE_FORMATS.get(extension.lower())
         if fmt is None:
             raise BadRequest(f"DeepZoom: unsupported tile format '{extension[:10]}'")
         record = self._open(image)
         etag = self._etag(request, record, argument)
-        level = level_geometry(record, int(level_text))
+        level = level_geometry(record, level_number)
         tile_size = record.info.levels[0].tile_width
-        body = render_tile(self.renderer, record, level, tile_size, int(x_text), int(y_text), fmt)
+        body = render_tile(self.renderer, record, level, tile_size, column, row, fmt)
         return Response(200, body, fmt.mime, last_modified=record.mtime, etag=etag)
 
     def descriptor(self, request: Request, image: str) -> Response:

@@ -17,6 +17,7 @@ a filesystem path.
 
 from __future__ import annotations
 
+from .. import numeric
 from ..errors import BadRequest, IIPyError, NotFound, NotImplementedFeature
 from ..http import Request, Response
 from ..models import Processing, View
@@ -149,10 +150,9 @@ class IIIFProtocol(Protocol):
         delimiter = self.settings.iiif_delimiter
         if delimiter and delimiter in name:
             name, _, page = name.rpartition(delimiter)
-            if not page.isdigit():
-                raise BadRequest(f"IIIF: page after '{delimiter}' must be a number")
-            if int(page) != 0:
-                raise NotFound(f"page {int(page)} does not exist")
+            number = numeric.integer(page, f"IIIF: page after '{delimiter}'")
+            if number != 0:
+                raise NotFound(f"page {number} does not exist")
         return name
 
     def _open(self, identifier: str) -> ImageRecord:

@@ -14,7 +14,7 @@ import json
 import logging
 import re
 
-from ..http import Request
+from ..http import Request, uri_safe
 from ..models import ImageInfo, OutputFormat
 from ..render.encoders import available
 from ..render.geometry import level_box, scale_factor
@@ -89,8 +89,14 @@ def service_id(request: Request, identifier: str, argument: str, base_url: str) 
     request's own URL up to the identifier (``https`` when the request was).
 
     ``identifier`` is as sent (still percent-encoded), so an id built from it
-    reaches the same image again.
+    reaches the same image again.  What is not printable ASCII (raw UTF-8 in
+    the path, a space in a header) is percent-encoded: the id is a URI, and
+    it goes into the Location and Link headers.
     """
+    return uri_safe(_service_id(request, identifier, argument, base_url))
+
+
+def _service_id(request: Request, identifier: str, argument: str, base_url: str) -> str:
     if request.iiif_id:
         return request.iiif_id.rstrip("/")
     if base_url:

@@ -18,16 +18,13 @@ level's size (1410×793: ``full/705,`` is 705×396, the real level, not the
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
-from ..errors import BadRequest, NotImplementedFeature
+from .. import numeric
+from ..errors import BadNumber, BadRequest, NotImplementedFeature
 from ..models import ImageInfo, OutputFormat
 from ..paths import url_decode
-from ..render.geometry import c_round, level_box, scale_factor
-
-_INT = re.compile(r"\d+\Z")
-_FLOAT = re.compile(r"(?:\d+\.?\d*|\.\d+)\Z")
+from ..render.geometry import c_round, fit_rotated, level_box, scale_factor
 
 QUALITIES = {"default": "default", "color": "color", "gray": "gray", "bitonal": "bitonal",
              "grey": "gray", "native": "default",  # grey and native (1.x): iipsrv's aliases
@@ -76,13 +73,20 @@ class Resolved:
 
 
 def _short(text: str) -> str:
-    return text if len(text) <= 40 else text[:37] + "..."
+    return numeric.shown(text, 40)
 
 
-def _number(text: str, what: str, integer: bool) -> float:
-    if not (_INT if integer else _FLOAT).match(text):
-        raise BadRequest(f"IIIF: invalid {what} '{_short(text)}'")
-    return int(text) if integer else float(text)
+def _number(text: str, what: str, integer: bool, high: float = numeric.FLOAT_MAX) -> float:
+    """IIIF's numbers: ASCII digits, a point for floats, no sign or exponent,
+    bounded (:mod:`iipy.numeric`); else 400 ``invalid <what>``."""
+    try:
+        if integer:
+            return numeric.integer(text, f"IIIF: {what}", high=int(min(high, numeric.INT_MAX)))
+        return numeric.decimal(text, f"IIIF: {what}", low=0.0, high=high, exponent=False)
+    except BadNumber as exc:
+        if not exc.message.endswith("is not a number"):
+            raise  # a number, but too long or out of range: say so
+        raise BadNumber(f"IIIF: invalid {what} '{_short(text)}'") from None
 
 
 # -- parsing --------------------------------------------------------------------
@@ -179,7 +183,7 @@ def parse_size(text: str, version: int) -> Size:
 
 def parse_rotation(text: str) -> tuple[float, bool]:
     mirror = text.startswith("!")
-    degrees = _number(text[1:] if mirror else text, "rotation", integer=False)
+    degrees = _number(text[1:] if mirror else text, "rotation", integer=False, high=1e9)
     if degrees > 360:
         raise BadRequest("IIIF: rotation must be between 0 and 360 degrees")
     return degrees % 360, mirror
@@ -251,7 +255,9 @@ def resolve(request: ImageRequest, info: ImageInfo, version: int, max_size: int,
     v3: a size above the region needs ``^`` (else 400); v2 upscales freely.
     With ALLOW_UPSCALING=0 an upscaling request is valid but not served
     (501).  ``max``/``full`` are bounded by ``max_size`` (MAX_CVT, keeping
-    the aspect); an explicit size above it is a 400.  ``^max`` is the region
+    the aspect); an explicit size above it is a 400.  An arbitrary rotation
+    then scales the size down until the turned canvas fits MAX_CVT too
+    (:func:`iipy.render.geometry.fit_rotated`).  ``^max`` is the region
     at full size, as ``max`` (what iipsrv and the official validator do).
     """
     box = region_pixels(request.region, info.width, info.height)
@@ -262,7 +268,8 @@ def resolve(request: ImageRequest, info: ImageInfo, version: int, max_size: int,
         if max_size > 0 and (rw > max_size or rh > max_size):
             scale = max_size / max(rw, rh)
             width, height = min(max_size, c_round(rw * scale)), min(max_size, c_round(rh * scale))
-        return Resolved(box, max(1, width), max(1, height), False)
+        width, height = fit_rotated(max(1, width), max(1, height), request.degrees, max_size)
+        return Resolved(box, width, height, False)
     if size.kind == "w":
         width, height = size.width, _along(info, box, 0, size.width)
     elif size.kind == "h":
@@ -284,6 +291,8 @@ def resolve(request: ImageRequest, info: ImageInfo, version: int, max_size: int,
             raise NotImplementedFeature("IIIF: upscaling is not enabled on this server")
     if max_size > 0 and (width > max_size or height > max_size):
         raise BadRequest(f"IIIF: size above the server's limit of {max_size} pixels")
+    # MAX_CVT bounds what is sent: an arbitrary rotation's larger canvas too
+    width, height = fit_rotated(width, height, request.degrees, max_size)
     return Resolved(box, width, height, upscaled)
 
 

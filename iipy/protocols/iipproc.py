@@ -10,29 +10,22 @@ something it will not get should be told.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from dataclasses import replace
 
+from .. import numeric
 from ..errors import BadRequest
 from ..models import Processing
 from ..paths import url_decode
 from ..render.floatops import COLORMAPS, KERNELS
 
-_FLOAT = re.compile(r"\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*$")
 MAX_TWIST = 16  # rows and columns of a CTW matrix
 MAX_KERNEL = 25  # CNV values (5×5), as iipsrv
 
 
 def number(text: str, what: str) -> float:
-    """A whole float (no trailing garbage) or 400 naming the command."""
-    match = _FLOAT.match(text)
-    if not match:
-        raise BadRequest(f"{what}: '{text}' is not a number")
-    value = float(match.group(1))
-    if not math.isfinite(value):
-        raise BadRequest(f"{what}: '{text}' is not a finite number")
-    return value
+    """A whole float (no trailing garbage), finite and bounded, or 400 naming the command."""
+    return numeric.decimal(text, what)
 
 
 def contrast(p: Processing, arg: str) -> Processing:
@@ -110,10 +103,8 @@ def minmax(p: Processing, arg: str) -> Processing:
     band_text = band_text.strip()
     if band_text == "-":
         band = -1
-    elif band_text.isdigit():
-        band = int(band_text)
     else:
-        raise BadRequest(f"MINMAX: band '{band_text}' is not a number or -")
+        band = numeric.integer(band_text, "MINMAX band")
     low, high = number(low_text, "MINMAX"), number(high_text, "MINMAX")
     return replace(p, minmax=(*p.minmax, (band, low, high)))
 

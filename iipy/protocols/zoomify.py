@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 
+from .. import numeric
 from ..errors import BadRequest, NotFound
 from ..http import Request, Response
 from ..models import ImageInfo, OutputFormat
@@ -26,7 +27,7 @@ PROPERTIES = (
     '<IMAGE_PROPERTIES WIDTH="{width}" HEIGHT="{height}" NUMTILES="{tiles}" NUMIMAGES="1" '
     'VERSION="1.8" TILESIZE="{tile}" />'
 )
-_TILE = re.compile(r"TileGroup\d+/(\d+)-(\d+)-(\d+)\.(\w+)\Z")
+_TILE = re.compile(r"TileGroup[0-9]+/([^-/]+)-([^-/]+)-([^-/.]+)\.(\w+)\Z", re.ASCII)
 TILE_FORMATS = {"jpg": OutputFormat.JPEG, "jpeg": OutputFormat.JPEG, "png": OutputFormat.PNG,
                 "webp": OutputFormat.WEBP}
 
@@ -66,7 +67,8 @@ class ZoomifyProtocol(Protocol):
         fmt = TILE_FORMATS.get(match.group(4).lower())
         if fmt is None:
             raise BadRequest(f"Zoomify: unsupported tile format '{match.group(4)[:10]}'")
-        z, x, y = (int(match.group(i)) for i in (1, 2, 3))
+        z, x, y = (numeric.integer(match.group(i), f"Zoomify {what}")
+                   for i, what in ((1, "level"), (2, "x"), (3, "y")))
         record = self._open(image)
         etag = self._etag(request, record, argument.rpartition("/")[2])
         tile_size = record.info.levels[0].tile_width

@@ -39,7 +39,9 @@ def cvt_output_size(
     """
     full_w, full_h = info.width, info.height
     _, _, fw, fh = region
-    ratio = (fw * full_w) / (fh * full_h)
+    # a region is at least one pixel each way (as the renderer decodes it), so
+    # the aspect stays finite for any region a request can name (1e-320 wide)
+    ratio = max(fw * full_w, 1.0) / max(fh * full_h, 1.0)
     if wid > 0 and hei > 0:
         if wid / ratio <= hei:
             width, height = wid, c_round(wid / ratio)
@@ -65,6 +67,36 @@ def cvt_output_size(
             width, height = c_round(full_h * ratio), full_h
         width, height = min(width, full_w), min(height, full_h)
     return max(1, width), max(1, height)
+
+
+def rotated_size(width: int, height: int, degrees: float) -> tuple[int, int]:
+    """An upper bound of the canvas that holds ``width``×``height`` turned by
+    ``degrees`` (what :func:`iipy.render.transforms.rotate_arbitrary` sends):
+    the rotated box's extent, rounded up, plus one pixel each way for the
+    snapping of its corners to the pixel grid.  Quarter turns are exact."""
+    if degrees % 90 == 0:
+        return (height, width) if degrees % 180 else (width, height)
+    radians = math.radians(degrees % 360)
+    cos, sin = abs(math.cos(radians)), abs(math.sin(radians))
+    return (math.ceil(width * cos + height * sin - 1e-9) + 1,
+            math.ceil(width * sin + height * cos - 1e-9) + 1)
+
+
+def fit_rotated(width: int, height: int, degrees: float, limit: int) -> tuple[int, int]:
+    """``width``×``height``, scaled down (keeping the aspect) until the image
+    turned by ``degrees`` fits in ``limit``×``limit`` (MAX_CVT bounds what is
+    sent, IIIF rotation included): 5000×2812 at 45° becomes 4524×2544, whose
+    turned canvas is at most 5000×5000."""
+    if limit <= 0 or max(rotated_size(width, height, degrees)) <= limit:
+        return width, height
+    radians = math.radians(degrees % 360)
+    cos, sin = abs(math.cos(radians)), abs(math.sin(radians))
+    extent = max(width * cos + height * sin, width * sin + height * cos)
+    scale = max(limit - 2, 1) / extent
+    fitted_w, fitted_h = max(1, c_round(width * scale)), max(1, c_round(height * scale))
+    while max(rotated_size(fitted_w, fitted_h, degrees)) > limit and max(fitted_w, fitted_h) > 1:
+        fitted_w, fitted_h = max(1, fitted_w - 1), max(1, fitted_h - 1)
+    return fitted_w, fitted_h
 
 
 def scale_factor(info: ImageInfo, level: int) -> int:

@@ -13,8 +13,17 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-from ..errors import CorruptImage, IIPyError, MethodNotAllowed
-from ..http import NotModified, Request, Response, cors_headers, http_date
+from ..errors import BadRequest, CorruptImage, IIPyError, MethodNotAllowed
+from ..http import (
+    NotModified,
+    Request,
+    Response,
+    cors_headers,
+    header_value,
+    http_date,
+    request_text,
+)
+from ..numeric import shown
 from ..paths import PathResolver
 from ..protocols.deepzoom import DeepZoomProtocol
 from ..protocols.iiif import IIIFProtocol
@@ -102,7 +111,7 @@ class Application:
         if method == "OPTIONS":
             return Response(204, headers=[("Allow", ALLOW)])
         if method not in ("GET", "HEAD", "POST"):
-            raise MethodNotAllowed(f"method {method} is not allowed")
+            raise MethodNotAllowed(f"method {shown(method)} is not allowed")
         request = self.request(environ, method)
         if not request.query:
             return Response(200, HOME_PAGE.encode(), "text/html; charset=utf-8")
@@ -115,22 +124,25 @@ class Application:
         return self.iip.handle(request)
 
     def request(self, environ: dict, method: str) -> Request:
-        uri = environ.get("REQUEST_URI", "")
+        """The request's text, each part decoded from its bytes as UTF-8 once
+        (raw UTF-8 in a path works like its percent-encoding); a control
+        character in the URI or a header is a 400 (iipy.http)."""
+        uri = request_text(environ, "REQUEST_URI")
         query = self.mapped_query(uri)
         if query is None:
-            query = environ.get("QUERY_STRING", "")
+            query = request_text(environ, "QUERY_STRING")
             if not query and method == "POST":
                 query = _read_body(environ)
         return Request(
             method=method,
             query=query,
             uri=uri,
-            host=environ.get("HTTP_HOST", "localhost"),
+            host=header_value(environ, "HTTP_HOST", "localhost"),
             https=bool(environ.get("HTTPS")) and environ.get("HTTPS", "").lower() != "off",
-            accept=environ.get("HTTP_ACCEPT", ""),
-            if_none_match=environ.get("HTTP_IF_NONE_MATCH", ""),
-            if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE", ""),
-            iiif_id=environ.get("HTTP_X_IIIF_ID", ""),
+            accept=header_value(environ, "HTTP_ACCEPT"),
+            if_none_match=header_value(environ, "HTTP_IF_NONE_MATCH"),
+            if_modified_since=header_value(environ, "HTTP_IF_MODIFIED_SINCE"),
+            iiif_id=header_value(environ, "HTTP_X_IIIF_ID"),
         )
 
     def mapped_query(self, uri: str) -> str | None:
@@ -209,7 +221,10 @@ def _read_body(environ: dict) -> str:
     stream = environ.get("wsgi.input")
     if stream is None:
         return ""
-    return stream.read(length).decode("latin-1").strip()
+    text = stream.read(length).decode("utf-8", "surrogateescape").strip()
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise BadRequest("control character in the request body")
+    return text
 
 
 def create_app(settings: Settings | None = None) -> Application:
