@@ -72,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.load(args.env_file or "")
     except ConfigError as exc:
-        sys.stderr.write(f"iipy: configuration error: {exc.message}\n")
-        return 2
+        return config_error(exc)
     from .serve import logsetup, server
     from .serve.app import create_app
 
@@ -101,7 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     pool = bool(args.bind or args.http) or processes > 1
     settings = metrics.usable(settings, pool)
     metrics.prepare(settings, pool)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)  # loads WATERMARK, which may be bad
+    except ConfigError as exc:
+        sock.close()
+        return config_error(exc)
     # one line a process: a web server may start many
     log.info("iipy %s starting: %s, %d process(es); settings: %s", __version__,
              f"HTTP on {args.http}" if args.http else f"FastCGI on {args.bind or 'fd 0'}",
@@ -141,6 +144,12 @@ def warn_missing_extension() -> None:
             "headers at install time): watermarked JPEG tiles are decoded and re-encoded "
             "whole, which is slower; reinstall with gcc and python3-dev to build it"
         )
+
+
+def config_error(exc: ConfigError) -> int:
+    """One line naming the variable, no traceback; exit status 2."""
+    sys.stderr.write(f"iipy: configuration error: {exc.message}\n")
+    return 2
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ VERSION = "1.1"  # the iipsrv version whose wire behaviour we follow by default
 #: the Server header: iipy's own name and version unless IIPY_SERVER_HEADER asks otherwise
 SERVER_HEADER = f"iipy/{__version__}"
 MEGABYTE = 1_024_000  # iipsrv's "MB" for MAX_IMAGE_CACHE_SIZE
+BIG = 2**31 - 1  # upper bound of settings that have none of their own (C int)
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -33,7 +34,7 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     except ValueError:
         try:
             return int(float(raw.strip()))
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ConfigError(f"{name}={raw!r} is not a number") from None
 
 
@@ -51,8 +52,24 @@ def _str(env: Mapping[str, str], name: str, default: str = "") -> str:
     return env.get(name, default)
 
 
-def _clamp(value: float, low: float, high: float) -> float:
-    return max(low, min(high, value))
+def _ranged(env: Mapping[str, str], name: str, default: float, low: float, high: float,
+            kind: type = int) -> float:
+    """A number in ``low..high``: anything outside stops start-up naming the variable
+    (iipsrv clamps silently, which hides a typo such as JPEG_QUALITY=150)."""
+    value = _float(env, name, default) if kind is float else _int(env, name, int(default))
+    if not (low <= value <= high):  # also refuses NaN
+        span = " to ".join(str(int(x)) if float(x).is_integer() else f"{x:g}" for x in (low, high))
+        raise ConfigError(f"{name}={env.get(name)!r} is out of range ({span})")
+    return value
+
+
+def _max_cvt(env: Mapping[str, str]) -> int:
+    """MAX_CVT: a positive size, or -1 for no limit (0 and below -1 used to be clamped
+    into a default and into 1 pixel, which made every export 1x1)."""
+    value = _int(env, "MAX_CVT", 5000)
+    if value == -1 or value > 0:
+        return value
+    raise ConfigError(f"MAX_CVT={env.get('MAX_CVT')!r} must be a positive size or -1 (no limit)")
 
 
 def read_env_file(path: str) -> dict[str, str]:
@@ -176,6 +193,7 @@ class Settings:
     # iipy's own
     fcgi_web_server_addrs: str = ""
     front_cache: bool = True  # with memcached, also store JPEG tiles under their URI
+    read_timeout: float = 5.0  # seconds a FastCGI/HTTP connection may take to send a request
     error_truncate: bool = True  # 1.1 cuts IIP error lines after 31 characters
     server_name: str = SERVER_HEADER
     health: bool = True  # /health, ?HEALTH
@@ -198,30 +216,21 @@ class Settings:
     def from_environ(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read every variable once; raise ConfigError naming a bad one."""
         env = os.environ if env is None else env
-        max_cvt = _int(env, "MAX_CVT", 5000)
-        if max_cvt == 0:
-            max_cvt = 5000
-        elif max_cvt < -1:
-            max_cvt = 1
-        max_source_pixels = _int(env, "MAX_SOURCE_PIXELS", 1 << 28)
-        if max_source_pixels < 1:
-            raise ConfigError(f"MAX_SOURCE_PIXELS={max_source_pixels} must be positive")
-        metadata_size = _int(
-            env, "MAX_METADATA_CACHE_SIZE", _int(env, "MAX_IMAGE_METADATA_CACHE_SIZE", 1000)
-        )
+        metadata_size = int(_ranged(
+            env, "MAX_METADATA_CACHE_SIZE",
+            _ranged(env, "MAX_IMAGE_METADATA_CACHE_SIZE", 1000, -1, BIG), -1, BIG,
+        ))
         cache_mb = _float(env, "MAX_IMAGE_CACHE_SIZE", 10.0)
         if cache_mb < 0:
             raise ConfigError(f"MAX_IMAGE_CACHE_SIZE={cache_mb} must not be negative")
+        cache_mb = _ranged(env, "MAX_IMAGE_CACHE_SIZE", 10.0, 0, 1e9, float)
         iiif_version = _int(env, "IIIF_VERSION", 3)
         if iiif_version < 1:
             iiif_version = 3
         if iiif_version not in (2, 3):
             raise ConfigError(f"IIIF_VERSION={iiif_version}: iipy serves versions 2 and 3")
-        tiff_compression = _int(env, "TIFF_COMPRESSION", 2)
-        if not 0 <= tiff_compression <= 5:
-            tiff_compression = 0
         return cls(
-            verbosity=max(0, _int(env, "VERBOSITY", 1)),
+            verbosity=int(_ranged(env, "VERBOSITY", 1, 0, BIG)),
             logfile=_str(env, "LOGFILE", "/tmp/iipsrv.log"),
             logfile_set="LOGFILE" in env,
             max_image_cache_bytes=int(cache_mb * MEGABYTE),
@@ -229,28 +238,28 @@ class Settings:
             filesystem_prefix=_prefix(env),
             filesystem_suffix=_str(env, "FILESYSTEM_SUFFIX"),
             filename_pattern=_str(env, "FILENAME_PATTERN", "_pyr_") or "_pyr_",
-            jpeg_quality=int(_clamp(_int(env, "JPEG_QUALITY", 75), 1, 100)),
-            png_quality=int(_clamp(_int(env, "PNG_QUALITY", 1), 0, 9)),
-            webp_quality=int(_clamp(_int(env, "WEBP_QUALITY", 50), -1, 100)),
-            avif_quality=int(_clamp(_int(env, "AVIF_QUALITY", 50), -1, 100)),
-            tiff_compression=tiff_compression,
-            tiff_quality=int(_clamp(_int(env, "TIFF_QUALITY", 1), 0, 100)),
-            max_cvt=max_cvt,
-            max_source_pixels=max_source_pixels,
+            jpeg_quality=int(_ranged(env, "JPEG_QUALITY", 75, 1, 100)),
+            png_quality=int(_ranged(env, "PNG_QUALITY", 1, 0, 9)),
+            webp_quality=int(_ranged(env, "WEBP_QUALITY", 50, -1, 100)),
+            avif_quality=int(_ranged(env, "AVIF_QUALITY", 50, -1, 100)),
+            tiff_compression=int(_ranged(env, "TIFF_COMPRESSION", 2, 0, 5)),
+            tiff_quality=int(_ranged(env, "TIFF_QUALITY", 1, 0, 100)),
+            max_cvt=_max_cvt(env),
+            max_source_pixels=int(_ranged(env, "MAX_SOURCE_PIXELS", 1 << 28, 1, 1 << 62)),
             allow_upscaling=_int(env, "ALLOW_UPSCALING", 1) != 0,
-            max_layers=_int(env, "MAX_LAYERS", 0),
+            max_layers=int(_ranged(env, "MAX_LAYERS", 0, -1, BIG)),
             watermark=_str(env, "WATERMARK"),
-            watermark_probability=_clamp(_float(env, "WATERMARK_PROBABILITY", 1.0), 0.0, 1.0),
-            watermark_opacity=_clamp(_float(env, "WATERMARK_OPACITY", 1.0), 0.0, 1.0),
+            watermark_probability=_ranged(env, "WATERMARK_PROBABILITY", 1.0, 0, 1, float),
+            watermark_opacity=_ranged(env, "WATERMARK_OPACITY", 1.0, 0, 1, float),
             memcached_servers=_str(env, "MEMCACHED_SERVERS"),
-            memcached_timeout=_int(env, "MEMCACHED_TIMEOUT", 86400),
-            interpolation=_int(env, "INTERPOLATION", 1),
+            memcached_timeout=int(_ranged(env, "MEMCACHED_TIMEOUT", 86400, 0, BIG)),
+            interpolation=int(_ranged(env, "INTERPOLATION", 1, 0, 3)),
             cors=_str(env, "CORS"),
             base_url=_str(env, "BASE_URL"),
             cache_control=_str(env, "CACHE_CONTROL", "max-age=86400") or "max-age=86400",
             uri_map=_uri_map(_str(env, "URI_MAP")),
             embed_icc=_int(env, "EMBED_ICC", 1) != 0,
-            max_icc=_int(env, "MAX_ICC", 65536),
+            max_icc=int(_ranged(env, "MAX_ICC", 65536, -1, BIG)),
             codec_passthrough=_int(env, "CODEC_PASSTHROUGH", 1) != 0,
             iiif_version=iiif_version,
             iiif_delimiter=_str(env, "IIIF_DELIMITER"),
@@ -259,6 +268,7 @@ class Settings:
             copyright=_str(env, "COPYRIGHT"),
             fcgi_web_server_addrs=_str(env, "FCGI_WEB_SERVER_ADDRS"),
             front_cache=_int(env, "IIPY_FRONT_CACHE", 1) != 0,
+            read_timeout=_ranged(env, "IIPY_READ_TIMEOUT", 5.0, 0.001, 3600, float),
             error_truncate=_int(env, "IIPY_ERROR_TRUNCATE", 1) != 0,
             server_name=_server_header(_str(env, "IIPY_SERVER_HEADER")),
             health=_int(env, "IIPY_HEALTH", 1) != 0,

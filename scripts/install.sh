@@ -45,7 +45,8 @@ if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
   packages="$packages lighttpd apache2 libapache2-mod-fcgid iipimage-server libopenjp2-tools libmagic1 strace"
   # systemd-analyze: tests/test_systemd.py rates and verifies conf/iipy.service
   packages="$packages systemd"
-  # tests/test_browser.py: Debian's Chromium and its driver; npm fetches the viewers (Debian's
+  # tests/test_browser.py (selenium) and tests/test_tools_static.py (Playwright): Debian's
+  # Chromium and its driver; npm fetches the viewers (Debian's
   # npm only where no npm is installed: it conflicts with other Node.js installations)
   packages="$packages chromium chromium-driver"
   command -v npm >/dev/null || packages="$packages npm"
@@ -57,11 +58,6 @@ if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
   packages="$packages nginx-light memcached"
 fi
 if [ "$mode" = "bench" ]; then packages="$packages wrk"; fi
-if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
-  # chromium: OpenSeadragon on `iipy static` trees (tests/test_tools_static.py, via Playwright)
-  packages="$packages chromium"
-  command -v npm >/dev/null 2>&1 || packages="$packages npm"
-fi
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

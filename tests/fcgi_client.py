@@ -4,8 +4,9 @@ Why not flup or ``cgi-fcgi``: the tests need the *raw* bytes a FastCGI applicati
 writes (iipsrv 1.1 emits malformed header blocks, see iip-protocol.md §3.1 and §16),
 so nothing between the test and the application may normalise the response.
 
-Only the RESPONDER role with one request per connection is implemented; that is
-what web servers use with iipsrv, and what iipy must answer.
+Only the RESPONDER role is implemented: one request per connection (what web servers
+use with iipsrv), or several in turn on one kept-alive connection
+(:class:`FcgiConnection`, FCGI_KEEP_CONN, as nginx's ``fastcgi_keep_conn on``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "Address",
+    "FcgiConnection",
     "FcgiError",
     "FcgiResponse",
     "Headers",
@@ -309,6 +311,32 @@ def fcgi_request(
     response.app_status = app_status
     response.protocol_status = protocol_status
     return response
+
+
+class FcgiConnection:
+    """One connection kept open (FCGI_KEEP_CONN) for several requests in turn."""
+
+    def __init__(self, address: Address, timeout: float = 10) -> None:
+        self.sock = _connect(address, timeout)
+
+    def request(self, params: Mapping[str, str | bytes], stdin: bytes = b"") -> FcgiResponse:
+        message = _begin_request(keep_conn=True) + _stream(FCGI_PARAMS, encode_params(params))
+        stdout, stderr, app_status, protocol_status = _exchange(
+            self.sock, message + _stream(FCGI_STDIN, stdin)
+        )
+        response = parse_cgi_output(stdout)
+        response.stderr, response.app_status = stderr, app_status
+        response.protocol_status = protocol_status
+        return response
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> FcgiConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # --------------------------------------------------------------------------- CGI output

@@ -158,3 +158,22 @@ def test_application_exception_becomes_a_500(connection):
     out = stdout_of(read_records(client), 1)
     thread.join(timeout=5)
     assert out.startswith(b"Status: 500") and b"boom" not in out
+
+
+def test_params_with_long_names_and_values_and_truncated_params():
+    from iipy.serve.fastcgi import decode_params
+
+    pairs = {"A": "", "B" * 200: "v", "QUERY_STRING": "x" * 70000, "é": "ü"}
+    data = b"".join(encode_pair(k.encode("latin-1"), v.encode("latin-1"))
+                    for k, v in pairs.items())
+    into: dict = {}
+    assert decode_params(data, into) and into == pairs
+    for cut in (1, 2, 5, 9, len(data) - 1):
+        partial: dict = {}
+        assert not decode_params(data[:cut], partial)
+        assert all(pairs[k] == v for k, v in partial.items())  # never a wrong value
+
+
+def test_bytes_that_are_not_fastcgi_end_the_connection(connection):
+    connection.sendall(b"GET / HTTP/1.1\r\n\r\n")
+    assert read_records(connection) == []  # closed without an answer

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import select
 import socket
 import struct
 import sys
@@ -54,6 +53,7 @@ _BEGIN_BODY = struct.Struct("!HB5x")
 MAX_CONTENT = 65535
 MAX_INPUT = 1 << 20  # params + stdin we accept for one request
 READ_SIZE = 65536
+FCGI_VERSION = 1
 CAPABILITIES = {FCGI_MAX_CONNS: "1", FCGI_MAX_REQS: "1", FCGI_MPXS_CONNS: "0"}
 
 
@@ -113,16 +113,39 @@ class Connection:
             self.sock.close()
 
     def _step(self) -> bool:
-        """Handle the records buffered; False when the connection is done."""
+        """Read once and handle what arrived; False when the connection is done."""
         data = self.sock.recv(READ_SIZE)
         if not data:
             return False
+        out, keep = self.feed(data)
+        if out:
+            self.sock.sendall(b"".join(out))
+        return keep
+
+    @property
+    def idle(self) -> bool:
+        """No request begun and nothing buffered: between requests."""
+        return not self.buffer and self.request is None
+
+    def feed(self, data: bytes) -> tuple[list[bytes], bool]:
+        """Handle the records ``data`` completes: (records to send, keep the connection).
+
+        Bytes that cannot begin a FastCGI record (version 1), such as a plain HTTP
+        request sent to the FastCGI port, end the connection at once.
+        """
         self.buffer += data
         if len(self.buffer) > MAX_INPUT + 2 * READ_SIZE:
-            return False
+            log.warning("FastCGI connection closed: more than %d bytes of input", MAX_INPUT)
+            return [], False
         out: list[bytes] = []
         keep = True
-        while len(self.buffer) >= 8:
+        while keep and self.buffer:
+            if self.buffer[0] != FCGI_VERSION:
+                log.warning("connection closed: not FastCGI (first bytes %r)",
+                            bytes(self.buffer[:16]))
+                return out, False
+            if len(self.buffer) < 8:
+                break
             version, kind, request_id, length, padding = _HEADER.unpack_from(self.buffer)
             total = 8 + length + padding
             if len(self.buffer) < total:
@@ -130,11 +153,7 @@ class Connection:
             content = bytes(self.buffer[8 : 8 + length])
             del self.buffer[:total]
             keep = self._record(kind, request_id, content, out)
-            if not keep:
-                break
-        if out:
-            self.sock.sendall(b"".join(out))
-        return keep
+        return out, keep
 
     def _record(self, kind: int, request_id: int, content: bytes, out: list[bytes]) -> bool:
         request = self.request
@@ -211,13 +230,7 @@ class Connection:
 
     def _environ(self, request: _Request) -> dict:
         environ = dict(self.base_environ)
-        data = bytes(request.params)
-        pos, end = 0, len(data)
-        try:
-            while pos < end:
-                pos, (name, value) = decode_pair(data, pos)
-                environ[name.decode("latin-1")] = value.decode("latin-1")
-        except (IndexError, struct.error):
+        if not decode_params(bytes(request.params), environ):
             log.warning("malformed FastCGI parameters")
         environ["wsgi.input"] = BytesIO(bytes(request.stdin))
         environ["wsgi.errors"] = sys.stderr
@@ -231,6 +244,36 @@ class Connection:
         https = environ.get("HTTPS", "off").lower() in ("on", "1")
         environ["wsgi.url_scheme"] = "https" if https else "http"
         return environ
+
+
+def decode_params(data: bytes, into: dict) -> bool:
+    """Name-value pairs (a 1-byte length below 128, else 4 bytes with the top bit set)
+    into ``into`` as latin-1 strings; False if ``data`` ends inside a pair.  About twice
+    as fast as flup's ``decode_pair`` loop: no tuples, no struct per length."""
+    pos, end = 0, len(data)
+    while pos < end:
+        if pos + 2 > end:
+            return False
+        n = data[pos]
+        if n & 0x80:
+            n = int.from_bytes(data[pos : pos + 4], "big") & 0x7FFFFFFF
+            pos += 4
+        else:
+            pos += 1
+        if pos >= end:
+            return False
+        m = data[pos]
+        if m & 0x80:
+            m = int.from_bytes(data[pos : pos + 4], "big") & 0x7FFFFFFF
+            pos += 4
+        else:
+            pos += 1
+        stop = pos + n + m
+        if stop > end:
+            return False
+        into[data[pos : pos + n].decode("latin-1")] = data[pos + n : stop].decode("latin-1")
+        pos = stop
+    return True
 
 
 def _no_write(data: bytes) -> None:
@@ -257,38 +300,3 @@ BASE_ENVIRON = {
     "wsgi.multiprocess": True,
     "wsgi.run_once": False,
 }
-
-
-def serve(
-    app: WSGIApp,
-    sock: socket.socket,
-    running: Callable[[], bool],
-    poll: float = 0.5,
-    allowed_peers: list[str] | None = None,
-) -> None:
-    """Accept and serve connections one at a time until ``running()`` is False.
-
-    The listening socket is made non-blocking so that an idle worker waits in
-    ``select`` (and notices a shutdown within ``poll`` seconds) while a busy
-    one accepts straight away without a ``select`` first.
-    """
-    sock.setblocking(False)
-    while running():
-        try:
-            conn, addr = sock.accept()
-        except (BlockingIOError, InterruptedError):
-            try:
-                select.select([sock], [], [], poll)
-            except InterruptedError:
-                pass
-            continue
-        except OSError as exc:
-            if exc.errno in (errno.ECONNABORTED, errno.EMFILE, errno.ENFILE):
-                log.warning("accept failed: %s", exc)
-                continue
-            raise
-        if allowed_peers is not None and isinstance(addr, tuple) and addr[0] not in allowed_peers:
-            conn.close()
-            continue
-        conn.setblocking(True)
-        Connection(conn, app, BASE_ENVIRON).run()

@@ -13,9 +13,9 @@ the caches.  A worker that dies unexpectedly is replaced.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
+import select
 import signal
 import socket
 import sys
@@ -25,10 +25,10 @@ from typing import Any
 
 from . import logsetup
 from .app import Application
+from .fcgiloop import SEND_TIMEOUT
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.5  # how often an idle worker notices a shutdown request
 
 
 def socket_from_fd0() -> socket.socket | None:
@@ -111,13 +111,13 @@ def serve_fastcgi(app: Application, sock: socket.socket) -> None:
     FCGI_WEB_SERVER_ADDRS (the FastCGI convention), when set, limits which
     peers may connect over TCP.
     """
-    from . import fastcgi
+    from . import fcgiloop
 
     worker = _Worker(app)
     worker.install()
     allowed = app.settings.fcgi_web_server_addrs
     peers = [a.strip() for a in allowed.split(",")] if allowed else None
-    fastcgi.serve(app, sock, lambda: worker.running, POLL_SECONDS, peers)
+    fcgiloop.serve(app, sock, lambda: worker.running, app.settings.read_timeout, peers)
 
 
 def serve_http(app: Application, sock: socket.socket, wsgi: Callable | None = None) -> None:
@@ -131,6 +131,19 @@ def serve_http(app: Application, sock: socket.socket, wsgi: Callable | None = No
     worker.install()
 
     class Quiet(WSGIRequestHandler):
+        timeout = app.settings.read_timeout  # a silent client is dropped, not waited for
+
+        def handle(self) -> None:
+            try:
+                super().handle()
+            except TimeoutError:
+                log.warning("HTTP connection closed: no request within %gs", self.timeout)
+
+        def parse_request(self) -> bool:
+            ok = super().parse_request()  # the request line and headers are in
+            self.connection.settimeout(SEND_TIMEOUT)  # a body and the answer: more time
+            return ok
+
         def log_message(self, format: str, *args: object) -> None:
             log.debug("%s - %s", self.address_string(), format % args)
 
@@ -155,14 +168,25 @@ def serve_http(app: Application, sock: socket.socket, wsgi: Callable | None = No
     server.server_name, server.server_port = str(host), port
     server.setup_environ()
     server.set_app(with_request_uri)
-    server.timeout = POLL_SECONDS
+    # The listening socket stays non-blocking (workers share it: a sibling may win
+    # the accept), so the wait is our own poll: socketserver's handle_request takes
+    # the socket's zero timeout as its wait and spun at 100 % CPU when idle.
     sock.setblocking(False)
-    while worker.running:
-        try:
-            server.handle_request()
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EINTR):
-                raise
+    from .fcgiloop import WakeUp
+
+    wake = WakeUp()  # a signal ends the wait at once
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    poller.register(wake.fd, select.POLLIN)
+    try:
+        while worker.running:
+            for fd, _ in poller.poll():
+                if fd == wake.fd:
+                    wake.drain()
+                elif worker.running:
+                    server._handle_request_noblock()  # accept (or EAGAIN), serve, close
+    finally:
+        wake.close()
 
 
 # -- the pool -------------------------------------------------------------------
