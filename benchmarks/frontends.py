@@ -117,8 +117,9 @@ def start_setups(image: run.BenchImage, warm: bool, memcached: str, mc_pid: int,
     owned: list = []
     setups: dict[str, Setup] = {}
     mc = [mc_pid] if warm else []
-    variants = [("iipy/nginx", os.environ.get("PYTHONPATH", ""), 0)]
-    if args.keepalive_tree:  # another checkout's iipy (a FastCGI loop with keep-alive)
+    # as shipped (nginx/iipy.conf): FastCGI keep-alive with a pool per worker process
+    variants = [("iipy/nginx", os.environ.get("PYTHONPATH", ""), PROCESSES)]
+    if args.keepalive_tree:  # another checkout's iipy, to compare loops
         variants.append(("iipy/nginx keep-alive", args.keepalive_tree, PROCESSES))
     for label, path, keepalive in variants:
         iipy_env = iipy_environment({**base, **cache, "LOGFILE": str(workdir / "nginx.log")})

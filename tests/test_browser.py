@@ -1,11 +1,13 @@
 """A real browser (issue 14, item 7): Debian's Chromium, driven by selenium through Debian's
-chromium-driver, opens OpenSeadragon (IIIF 3, IIIF 2, DeepZoom), Mirador 4 and iipy's demo
-viewer against iipy behind lighttpd, from another origin (CORS), and checks that tiles
+chromium-driver, opens OpenSeadragon (IIIF 3, IIIF 2, DeepZoom; behind lighttpd and behind
+nginx with nginx/iipy.conf as shipped), Mirador 4 and iipy's demo viewer against iipy,
+from another origin (CORS), and checks that tiles
 load, the picture is not blank (pixel statistics of a screenshot) and the console has no
 errors. The viewers come from npm (scripts/install.sh test packs them into .browser/)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import io
@@ -23,7 +25,16 @@ import pytest
 from PIL import Image
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
-from servers import Spawn, free_port, iipy_argv, iipy_environment, start_lighttpd, wait_for_port
+from servers import (
+    Spawn,
+    free_port,
+    iipy_argv,
+    iipy_environment,
+    start_fcgi_command,
+    start_lighttpd,
+    wait_for_port,
+)
+from servers_nginx import start_nginx
 
 REPO = Path(__file__).resolve().parent.parent
 ASSETS = REPO / ".browser"
@@ -83,6 +94,29 @@ def iiif3(images, tmp_path_factory):
 @pytest.fixture(scope="module")
 def iiif2(images, tmp_path_factory):
     with _lighttpd(images, tmp_path_factory, "web2", IIIF_VERSION="2") as web:
+        yield web
+
+
+@contextlib.contextmanager
+def _nginx(images, **env: str):
+    """``iipy --bind`` (2 workers) behind Debian's nginx with the shipped config's FastCGI
+    keep-alive."""
+    settings = iipy_environment({"FILESYSTEM_PREFIX": f"{images.rgb.parent}/", "CORS": "*",
+                                 **env})
+    with start_fcgi_command(iipy_argv(), settings, extra_args=["--processes", "2"]) as backend:
+        with start_nginx([backend], keepalive=2, front=False) as web:
+            yield web
+
+
+@pytest.fixture(scope="module")
+def nginx3(images):
+    with _nginx(images) as web:
+        yield web
+
+
+@pytest.fixture(scope="module")
+def nginx2(images):
+    with _nginx(images, IIIF_VERSION="2") as web:
         yield web
 
 
@@ -156,26 +190,33 @@ def _open_osd(driver, page_server, name: str, source: str) -> dict[str, float]:
     return stats
 
 
+@pytest.mark.parametrize("front", ["lighttpd", "nginx"])
 @pytest.mark.parametrize("protocol", ["iiif3", "iiif2", "deepzoom"])
-def test_openseadragon_cross_origin(browser, page_server, iiif3, iiif2, images, protocol):
-    web = iiif2 if protocol == "iiif2" else iiif3
+def test_openseadragon_cross_origin(browser, page_server, images, request, front, protocol):
+    version = "2" if protocol == "iiif2" else "3"
+    web = request.getfixturevalue(
+        {"lighttpd": "iiif", "nginx": "nginx"}[front] + version)
     source = {
         "iiif3": web.url("IIIF=rgb.tif/info.json"),
         "iiif2": web.url("IIIF=rgb.tif/info.json"),
         "deepzoom": web.url("DeepZoom=rgb.tif.dzi"),
     }[protocol]
-    stats = _open_osd(browser, page_server, f"osd-{protocol}", source)
+    name = f"osd-{protocol}" if front == "lighttpd" else f"osd-{front}-{protocol}"
+    stats = _open_osd(browser, page_server, name, source)
     # the 1000x700 image fills the 800 px width: 560 of 600 rows are picture
     assert stats["painted"] > 0.85 and stats["std"] > 20 and stats["colours"] > 200, stats
 
 
-def test_mirador_cross_origin(browser, page_server, iiif3):
+@pytest.mark.parametrize("front", ["lighttpd", "nginx"])
+def test_mirador_cross_origin(browser, page_server, request, front):
     base, root = page_server
-    service = iiif3.url("IIIF=rgb.tif")
+    web = request.getfixturevalue({"lighttpd": "iiif3", "nginx": "nginx3"}[front])
+    name = "mirador" if front == "lighttpd" else f"mirador-{front}"
+    service = web.url("IIIF=rgb.tif")
     canvas = f"{base}/canvas/1"
     manifest = {
         "@context": "http://iiif.io/api/presentation/3/context.json",
-        "id": f"{base}/manifest.json", "type": "Manifest", "label": {"en": ["iipy"]},
+        "id": f"{base}/{name}.json", "type": "Manifest", "label": {"en": ["iipy"]},
         "items": [{"id": canvas, "type": "Canvas", "width": 1000, "height": 700, "items": [{
             "id": f"{canvas}/page", "type": "AnnotationPage", "items": [{
                 "id": f"{canvas}/image", "type": "Annotation", "motivation": "painting",
@@ -185,17 +226,17 @@ def test_mirador_cross_origin(browser, page_server, iiif3):
                          "service": [{"id": service, "type": "ImageService3",
                                       "profile": "level1"}]}}]}]}],
     }
-    (root / "manifest.json").write_text(json.dumps(manifest))
-    (root / "mirador.html").write_text(
+    (root / f"{name}.json").write_text(json.dumps(manifest))
+    (root / f"{name}.html").write_text(
         '<!DOCTYPE html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">'
         '<script src="mirador/mirador.min.js"></script></head><body style="margin:0">'
         '<div id="m" style="position:absolute;width:1000px;height:760px"></div><script>'
-        'Mirador.viewer({id: "m", windows: [{manifestId: "manifest.json",'
+        f'Mirador.viewer({{id: "m", windows: [{{manifestId: "{name}.json",'
         ' thumbnailNavigationPosition: "off"}], window: {allowClose: false,'
         ' sideBarOpenByDefault: false}, workspaceControlPanel: {enabled: false}});'
         "</script></body></html>")
     browser.get_log("browser")
-    browser.get(f"{base}/mirador.html")
+    browser.get(f"{base}/{name}.html")
     tiles = ("return performance.getEntriesByType('resource').filter(e => "
              "e.name.includes('IIIF=rgb.tif/') && e.name.endsWith('default.jpg')).length")
     _wait(browser, tiles, "Mirador to request tiles")
@@ -203,13 +244,13 @@ def test_mirador_cross_origin(browser, page_server, iiif3):
 
     def painted() -> bool:
         stats = picture_stats(_pixels(browser, "#m canvas"))
-        STATS["mirador"] = stats
+        STATS[name] = stats
         return stats["std"] > 20 and stats["colours"] > 200
 
     deadline = time.monotonic() + 60
     while not painted() and time.monotonic() < deadline:
         time.sleep(0.25)
-    assert painted(), STATS["mirador"]
+    assert painted(), STATS[name]
     assert _console_errors(browser, library=f"{base}/mirador/mirador.min.js") == []
 
 

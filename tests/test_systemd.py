@@ -31,13 +31,13 @@ OBJ = "OBJ=IIP,1.0&OBJ=Max-size"
 def test_unit_is_hardened_as_documented():
     unit = SERVICE.read_text()
     for directive in ("NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes",
-                      "PrivateTmp=yes", "ReadOnlyPaths=-/var/www/images", "User=iipy",
+                      "PrivateTmp=yes", "ReadOnlyPaths=-/srv/images", "User=iipy",
                       "Documentation=", "StandardInput=socket", "Requires=iipy.socket",
                       "ExecStart=/usr/local/bin/iipy --processes 2 --env-file /etc/default/iipy",
                       "ExecReload=/bin/kill -HUP $MAINPID"):
         assert re.search(rf"^{re.escape(directive)}", unit, re.M), directive
     # the images are where the environment file says
-    assert "FILESYSTEM_PREFIX=/var/www/images/" in ENV_FILE.read_text()
+    assert "FILESYSTEM_PREFIX=/srv/images/" in ENV_FILE.read_text()
 
 
 def test_systemd_analyze_security_exposure_at_most_3(tmp_path):
@@ -77,7 +77,7 @@ def test_environment_file_is_sourceable_with_every_line_uncommented(tmp_path):
     assert list(work.iterdir()) == []  # no redirection created a file
     env = dict(item.split("=", 1) for item in result.stdout.decode().split("\0") if "=" in item)
     assert env["URI_MAP"] == "iiif=>IIIF" and env["CORS"] == "*"
-    assert env["FILESYSTEM_PREFIX"] == "/var/www/images/"
+    assert env["FILESYSTEM_PREFIX"] == "/srv/images/"
     settings = Settings.from_environ({**env, "FILESYSTEM_PREFIX": f"{tmp_path}/"})
     assert settings.uri_map == ("iiif", "iiif") and settings.cors == "*"
 
