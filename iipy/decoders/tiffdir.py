@@ -122,9 +122,10 @@ class IFD:
     def table(self, tag: int) -> np.ndarray:
         """A tile table (offsets or byte counts) as uint64, empty when absent."""
         value = self.tags.get(tag)
-        if isinstance(value, np.ndarray):
-            return value
-        return np.asarray(self.ints(tag), dtype=np.uint64)
+        found = value if isinstance(value, np.ndarray) else np.asarray(self.ints(tag))
+        if found.size and found.dtype.kind == "i" and int(found.min()) < 0:
+            raise CorruptImage(f"tag {tag}: negative offset or byte count")  # signed type
+        return found.astype(np.uint64, copy=False)
 
     def text(self, tag: int) -> str:
         value = self.tags.get(tag)

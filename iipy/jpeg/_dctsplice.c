@@ -91,6 +91,9 @@ static int build_huff(Huff *h, const uint8_t *counts, const uint8_t *vals) {
         if (c) {
             h->valoff[l] = k - code;
             for (int i = 0; i < c; i++, k++, code++) {
+                /* over-subscribed: checked before the code is used, since a code past
+                   2^l would write lut entries past the table (found by atheris) */
+                if (code >= (1 << l)) return -1;
                 uint8_t sym = h->vals[k];
                 if (h->size[sym]) return -1; /* a symbol twice */
                 h->code[sym] = (uint16_t)code;
@@ -105,7 +108,6 @@ static int build_huff(Huff *h, const uint8_t *counts, const uint8_t *vals) {
         } else {
             h->maxcode[l] = -1;
         }
-        if (code > (1 << l)) return -1; /* over-subscribed */
         code <<= 1;
     }
     h->maxcode[17] = 0x7fffffff;
