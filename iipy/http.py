@@ -31,6 +31,8 @@ def _as_text(value: str) -> str:
     reach the filesystem).  Text that is not latin-1 (an in-process caller
     passing real text) is already decoded.
     """
+    if value.isascii():  # the common case: ASCII is the same text in UTF-8
+        return value
     try:
         raw = value.encode("latin-1")
     except UnicodeEncodeError:
@@ -50,7 +52,10 @@ def request_text(environ: dict, name: str) -> str:
 def header_value(environ: dict, name: str, default: str = "") -> str:
     """A request header (``HTTP_HOST``…) decoded once; controls but tab are a 400,
     so nothing a client sends can end a response header line early."""
-    text = _as_text(environ.get(name) or default)
+    value = environ.get(name)
+    if not value:  # absent (most headers on most requests): the caller's default
+        return default
+    text = _as_text(value)
     if _HEADER_CONTROL.search(text):
         header = name[5:] if name.startswith("HTTP_") else name
         raise BadRequest(f"control character in header {header}")

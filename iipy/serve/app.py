@@ -80,7 +80,9 @@ class Application:
         self.server_header = settings.server_name
         self.cors = cors_headers(settings.cors)
         #: called with an Exchange after every response (access log, metrics)
-        self.hooks: list[Hook] = [accesslog.hook]
+        self.hooks: list[Hook] = []
+        if settings.verbosity >= accesslog.VERBOSITY:  # below it the lines go nowhere
+            self.hooks.append(accesslog.hook)
         scrape = None
         if settings.metrics:
             from . import metrics

@@ -28,12 +28,17 @@ CONNECT_SECONDS = 0.5
 
 def endpoint(environ: dict) -> str | None:
     """"health", "metrics" or None for this request."""
-    path = environ.get("REQUEST_URI", "").partition("?")[0]
+    uri, info = environ.get("REQUEST_URI", ""), environ.get("PATH_INFO", "")
+    query = environ.get("QUERY_STRING", "")
+    words = f"{uri} {info} {query}".lower()  # every request asks: the common answer is quick
+    if "health" not in words and "metrics" not in words:
+        return None
+    path = uri.partition("?")[0]
     for candidate in (path, environ.get("PATH_INFO", "")):
         name = candidate.rstrip("/").rpartition("/")[2].lower()
         if name in NAMES and candidate.rstrip("/") in ("/" + name, _script(environ) + "/" + name):
             return name
-    query = environ.get("QUERY_STRING", "").strip().lower()
+    query = query.strip().lower()
     return query if query in NAMES else None
 
 

@@ -100,20 +100,42 @@ def multiprocess() -> bool:
 
 
 class Recorder:
-    """The request hook: counts each Exchange; ``open_images`` reads the process's count."""
+    """The request hook: counts each Exchange; ``open_images`` reads the process's count.
+
+    It runs on every request, so the labelled children are looked up once per label set
+    (prometheus-client's ``labels()`` costs more than the increment) and the open-images
+    gauge is written only when the count changes."""
 
     def __init__(self, open_images: Any) -> None:
         _load()
         self.open_images = open_images
+        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+        self._tiles: dict[str, Any] = {}
+        self._open = -1
 
     def __call__(self, e: Exchange) -> None:
-        m = _metrics
-        m["requests"].labels(e.protocol, e.kind, str(e.status)).inc()
-        m["duration"].labels(e.protocol, e.kind).observe(e.seconds)
-        m["bytes"].labels(e.protocol, e.kind).inc(e.bytes)
+        key = (e.protocol, e.kind, e.status)
+        children = self._children.get(key)
+        if children is None:
+            m = _metrics
+            children = self._children[key] = (
+                m["requests"].labels(e.protocol, e.kind, str(e.status)),
+                m["duration"].labels(e.protocol, e.kind),
+                m["bytes"].labels(e.protocol, e.kind),
+            )
+        requests, duration, size = children
+        requests.inc()
+        duration.observe(e.seconds)
+        size.inc(e.bytes)
         if e.source:
-            m["tiles"].labels(e.source).inc()
-        m["open_images"].set(self.open_images())
+            tiles = self._tiles.get(e.source)
+            if tiles is None:
+                tiles = self._tiles[e.source] = _metrics["tiles"].labels(e.source)
+            tiles.inc()
+        count = self.open_images()
+        if count != self._open:
+            self._open = count
+            _metrics["open_images"].set(count)
 
 
 def scrape() -> Response:
