@@ -79,6 +79,7 @@ class ImageInfo:
     max_values: tuple[float, ...] = ()
     icc: bytes | None = None
     xmp: bytes | None = None
+    exif: bytes | None = None  # TIFF-structured EXIF, without JPEG's "Exif\0\0"
     dpi: tuple[float, float] | None = None  # pixels per metre, x and y
     resolution_unit: str = ""  # "in", "cm" or "" as stored in the file
     metadata: Mapping[str, str] = field(default_factory=dict)

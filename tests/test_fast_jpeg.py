@@ -13,7 +13,7 @@ from PIL import Image
 from iipy.decoders import decoder_for
 from iipy.decoders.base import Decoder
 from iipy.models import OutputFormat
-from iipy.render.encoders import encode
+from iipy.render.encoders import Density, encode
 
 simplejpeg = pytest.importorskip("simplejpeg")
 
@@ -32,7 +32,7 @@ def test_stored_tile_decode_matches_libvips(images, name):
 def test_fast_jpeg_carries_density_and_icc():
     pixels = np.random.default_rng(1).integers(0, 255, (64, 80, 3), dtype=np.uint8)
     icc = srgb_profile()
-    data = encode(pixels, OutputFormat.JPEG, 80, icc=icc, dpi=(150.4, 72.0))
+    data = encode(pixels, OutputFormat.JPEG, 80, icc=icc, density=Density(150.4 / 0.0254, 72.0 / 0.0254))
     image = Image.open(io.BytesIO(data))
     image.load()
     assert image.size == (80, 64)

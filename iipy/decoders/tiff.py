@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from ..errors import CorruptImage, UnsupportedImage
 from ..jpeg import splice
 from ..models import ColourSpace, ImageInfo, Level, SampleFormat
 from .base import Decoder
+from .exif import exif_from_tiff
 from .tiffdir import (
     IFD,
     TAG_ARTIST,
@@ -54,6 +56,7 @@ from .tiffdir import (
     TAG_X_RES,
     TAG_XMP,
     TAG_Y_RES,
+    TiffStructure,
     read_structure,
 )
 from .tiffinfo import check_level, check_samples
@@ -169,12 +172,21 @@ class TiffDecoder(Decoder):
             inside += check_level(source.ifd, size)
         if not inside:
             raise CorruptImage("image has no tile inside the file")
-        self.info = self._describe(first)
+        self.info = self._describe(first, self._exif(structure, first, size))
         if self.info.colour_space is ColourSpace.CIELAB and self.info.bits == 8:
             for source in kept:
                 source.raw = RawTiles(self._fd, source.ifd)
 
-    def _describe(self, first: IFD) -> ImageInfo:
+    def _exif(self, structure: TiffStructure, first: IFD, size: int) -> bytes | None:
+        """The EXIF IFD (tag 34665) of the first directory as a stand-alone
+        EXIF block (:mod:`.exif`); None when there is none or it is unreadable."""
+        try:
+            return exif_from_tiff(lambda offset, n: os.pread(self._fd, n, offset),
+                                  structure.big_endian, structure.bigtiff, first.offset, size)
+        except (OSError, struct.error):
+            return None
+
+    def _describe(self, first: IFD, exif: bytes | None = None) -> ImageInfo:
         bits_all = first.ints(TAG_BITS) or (1,)
         bits = bits_all[0]
         bands = first.int(TAG_SAMPLES, 1)
@@ -241,6 +253,7 @@ class TiffDecoder(Decoder):
             dpi=dpi,
             resolution_unit=unit,
             metadata=metadata,
+            exif=exif,
         )
 
     # -- pixels -----------------------------------------------------------

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import CorruptImage
+from .exif import tag_text
 
 # TIFF field types: code -> (struct letter, size)
 _TYPES: dict[int, tuple[str, int]] = {
@@ -130,7 +131,7 @@ class IFD:
     def text(self, tag: int) -> str:
         value = self.tags.get(tag)
         if isinstance(value, bytes):
-            return value.split(b"\0", 1)[0].decode("utf-8", "replace").strip()
+            return tag_text(value)
         return ""
 
     def rational(self, tag: int) -> float | None:

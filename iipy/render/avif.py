@@ -23,7 +23,7 @@ SPEED = 10
 
 
 def encode_avif(pixels: np.ndarray, quality: int, icc: bytes | None = None,
-                xmp: bytes | None = None) -> bytes:
+                xmp: bytes | None = None, exif: bytes | None = None) -> bytes:
     """A (height, width, bands) uint8 array (1-4 bands) as an AVIF file."""
     bands = pixels.shape[2]
     if bands == 2:  # AVIF has no grey+alpha mode here: grey as RGB, alpha kept
@@ -43,6 +43,8 @@ def encode_avif(pixels: np.ndarray, quality: int, icc: bytes | None = None,
         options["icc_profile"] = icc
     if xmp:
         options["xmp"] = xmp
+    if exif:
+        options["exif"] = exif
     out = io.BytesIO()
     image.save(out, "AVIF", **options)
     return out.getvalue()

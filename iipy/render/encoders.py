@@ -1,20 +1,59 @@
-"""uint8 pixels → JPEG, PNG, WebP, TIFF or AVIF bytes, with ICC and DPI."""
+"""uint8 pixels → JPEG, PNG, WebP, TIFF or AVIF bytes, with ICC, XMP, EXIF and resolution.
+
+Resolution is written in the unit each format defines (:class:`Density`):
+JPEG's JFIF density in dots per inch (units 1) or per centimetre (units 2)
+as the source states it, PNG's pHYs always in pixels per metre, TIFF's
+X/YResolution in the ResolutionUnit written beside them (2 inch, 3 cm).
+WebP and AVIF have no resolution field (iipsrv 1.3 writes none either).
+EXIF goes where each format keeps it: JPEG APP1 ``Exif``, PNG eXIf, the
+WebP and AVIF EXIF items; TIFF outputs carry none (an EXIF IFD would have
+to be rebuilt at the output's offsets; iipsrv 1.3 writes none).
+"""
 
 from __future__ import annotations
 
 import io
 import struct
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
 from ..errors import IIPyError
-from ..jpeg.markers import icc_app2
+from ..jpeg.markers import EXIF_HEADER, MAX_EXIF, exif_app1, icc_app2
 from ..models import OutputFormat
 from .avif import encode_avif
 from .tiffout import DEFLATE, encode_tiff
 
 _MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+
+@dataclass(frozen=True)
+class Density:
+    """An output's pixel density: ``x``, ``y`` in pixels per metre, ``unit``
+    the one the source stated ("in", "cm"; "" unknown, written as inches)."""
+
+    x: float
+    y: float
+    unit: str = "in"
+
+    @property
+    def centimetres(self) -> bool:
+        return self.unit == "cm"
+
+    def per_unit(self) -> tuple[float, float]:
+        """Pixels per inch, or per centimetre when the unit is centimetres."""
+        scale = 0.01 if self.centimetres else 0.0254
+        return self.x * scale, self.y * scale
+
+    def jfif(self) -> tuple[int, int, int]:
+        """(units, x, y) for a JFIF APP0: 1 = dots per inch, 2 = per centimetre;
+        densities are 16-bit integers (at least 1)."""
+        x, y = (max(1, min(65535, round(v))) for v in self.per_unit())
+        return (2 if self.centimetres else 1), x, y
+
+    def per_inch(self) -> tuple[float, float]:
+        return self.x * 0.0254, self.y * 0.0254
 
 try:  # libjpeg-turbo straight from numpy: ~1.7x faster than Pillow for a tile
     import simplejpeg as _simplejpeg
@@ -44,36 +83,45 @@ def encode(
     fmt: OutputFormat,
     quality: int,
     icc: bytes | None = None,
-    dpi: tuple[float, float] | None = None,
+    density: Density | None = None,
     xmp: bytes | None = None,
     compression: int = DEFLATE,
+    exif: bytes | None = None,
 ) -> bytes:
     """Encode a (height, width, bands) uint8 array.
 
     ``quality``: JPEG and WebP 1-100 (WebP below 1 = lossless), PNG the zlib
-    level 0-9.  ``dpi`` is in pixels per inch.  ``xmp`` (an XMP packet) goes
+    level 0-9.  ``density``: see :class:`Density`.  ``xmp`` (an XMP packet) goes
     into JPEG APP1, a PNG ``XML:com.adobe.xmp`` iTXt chunk, WebP's XMP chunk
-    or TIFF tag 700.  TIFF: ``compression`` (tiffout's codes) with ``quality``
+    or TIFF tag 700; ``exif`` (TIFF-structured) into JPEG APP1, PNG eXIf,
+    WebP's and AVIF's EXIF.  TIFF: ``compression`` (tiffout's codes) with ``quality``
     as its level or quality; AVIF: quality -1 = lossless (see avif.py).
     """
     height, width, bands = pixels.shape
     if bands not in _MODES:
         raise IIPyError(f"cannot encode {bands} bands")
     if fmt is OutputFormat.JPEG and _simplejpeg is not None and bands in (1, 3):
-        return _fast_jpeg(pixels, max(1, min(100, quality)), icc, dpi, xmp)
+        return _fast_jpeg(pixels, max(1, min(100, quality)), icc, density, xmp, exif)
     if fmt is OutputFormat.TIFF:
-        return encode_tiff(pixels, compression, quality, icc, dpi, xmp)
+        resolution = (density.per_unit(), 3 if density.centimetres else 2) if density else None
+        return encode_tiff(pixels, compression, quality, icc, resolution, xmp)
+    if exif and len(exif) > MAX_EXIF:
+        exif = None  # one JPEG segment's worth, for every format alike
     if fmt is OutputFormat.AVIF:
-        return encode_avif(pixels, quality, icc, xmp)
+        return encode_avif(pixels, quality, icc, xmp, exif)
     array = pixels[:, :, 0] if bands == 1 else pixels
     image = Image.fromarray(np.ascontiguousarray(array))
     options: dict[str, object] = {}
     if icc:
         options["icc_profile"] = icc
-    if dpi:
-        options["dpi"] = (round(dpi[0], 3), round(dpi[1], 3))
+    if density and fmt is not OutputFormat.WEBP:
+        # Pillow writes JPEG's JFIF in dots per inch; PNG's pHYs as round(dpi / 0.0254)
+        # pixels per metre, so the unrounded value gives the nearest pixels per metre
+        options["dpi"] = density.per_inch()
     if xmp:
         _add_xmp(options, fmt, xmp)
+    if exif:
+        options["exif"] = EXIF_HEADER + exif if fmt is OutputFormat.JPEG else exif
     out = io.BytesIO()
     if fmt is OutputFormat.JPEG:
         image.save(out, "JPEG", quality=max(1, min(100, quality)), **options)
@@ -111,12 +159,13 @@ def _fast_jpeg(
     pixels: np.ndarray,
     quality: int,
     icc: bytes | None,
-    dpi: tuple[float, float] | None,
+    density: Density | None,
     xmp: bytes | None = None,
+    exif: bytes | None = None,
 ) -> bytes:
     """Baseline JPEG as Pillow writes it (libjpeg's tables scaled by quality,
-    4:2:0 for colour, a JFIF APP0), with the density, XMP (APP1) and ICC
-    (APP2) segments added.  Encodes straight from the numpy array, so a large
+    4:2:0 for colour, a JFIF APP0), with the density, EXIF and XMP (APP1)
+    and ICC (APP2) segments added.  Encodes straight from the numpy array, so a large
     export needs no second, 4-bytes-a-pixel copy as Pillow makes."""
     colour = "GRAY" if pixels.shape[2] == 1 else "RGB"
     data = _simplejpeg.encode_jpeg(
@@ -127,11 +176,11 @@ def _fast_jpeg(
         raise IIPyError("JPEG encoder wrote no JFIF header")
     app0_end = 4 + struct.unpack(">H", data[4:6])[0]
     head = bytearray(data[:app0_end])
-    if dpi:
-        x, y = (max(1, min(65535, int(round(v)))) for v in dpi)
-        head[13] = 1  # dots per inch
+    if density:
+        units, x, y = density.jfif()
+        head[13] = units
         head[14:18] = struct.pack(">HH", x, y)
-    segments = b""
+    segments = exif_app1(exif)
     if xmp and len(xmp) <= MAX_JPEG_XMP:
         payload = XMP_NAMESPACE + xmp
         segments += b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload

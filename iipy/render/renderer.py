@@ -34,6 +34,7 @@ from .cache import LRUCache
 from .encoders import encode
 from .export import STRIP_PIXELS, RegionJob, finish_colour, render_region
 from .geometry import choose_level, region_box
+from .outmeta import OWN_HEADER, density_for, icc_still_applies, tile_headers
 from .record import ImageRecord
 from .status import RendererStatus
 from .tilecache import SharedTiles
@@ -48,13 +49,22 @@ MCU_INDEX_BYTES = 16 * 1024 * 1024
 
 
 class _Entry:
-    __slots__ = ("record", "decoder", "icc_app2", "histogram")
+    """An open image; ``headers`` and :meth:`stored`: see :mod:`.outmeta`."""
+
+    __slots__ = ("record", "decoder", "icc_app2", "headers", "histogram")
 
     def __init__(self, record: ImageRecord, decoder: Decoder, icc_app2: bytes) -> None:
         self.record = record
         self.decoder = decoder
         self.icc_app2 = icc_app2
+        self.headers = tile_headers(record.info, icc_app2)
         self.histogram: np.ndarray | None = None
+
+    def stored(self, native: int, data: bytes) -> bytes:
+        """A stored JPEG tile with this image's header segments added."""
+        if data[2:4] in OWN_HEADER:
+            return data[:2] + self.icc_app2 + data[2:] if self.icc_app2 else data
+        return data[:2] + self.headers[native] + data[2:]
 
 
 class Renderer(RendererStatus):
@@ -188,10 +198,8 @@ class Renderer(RendererStatus):
         ):
             raw = entry.decoder.raw_tile(native, column, row)
             if raw is not None:
-                if entry.icc_app2:
-                    raw = raw[:2] + entry.icc_app2 + raw[2:]
                 self.last_source = "passthrough"
-                return raw
+                return entry.stored(native, raw)
         key = (entry.record.stamp, view)  # the frozen View is the key: every field counts
         if (cached := self._tiles.get(key)) is not None:
             self.last_source = "cache"
@@ -262,9 +270,7 @@ class Renderer(RendererStatus):
         data, index = markjpeg.mark_jpeg(raw, mark.add_to, x, y, w, h, known)
         if index is not None and index is not known:  # a known one grows in place
             self._mcu_index.put(tile_key, index)
-        if data is not None and entry.icc_app2:
-            data = data[:2] + entry.icc_app2 + data[2:]
-        return data, spot
+        return (entry.stored(native, data) if data is not None else None), spot
 
     # -- regions ----------------------------------------------------------
 
@@ -318,7 +324,9 @@ class Renderer(RendererStatus):
             block = 2 * max(full.tile_width, full.tile_height)
             pixels = self.watermark.apply(pixels, self.rng, block)  # type: ignore[union-attr]
         return self._encode(
-            info, native, pixels, view, scale=width / max(1, box[2]), xmp=info.xmp
+            info, native, pixels, view, xmp=info.xmp,
+            scale=(width / max(1, box[2]), height / max(1, box[3])),
+            exif=info.exif,
         )
 
     # -- shared -----------------------------------------------------------
@@ -360,37 +368,19 @@ class Renderer(RendererStatus):
         native: int,
         pixels: np.ndarray,
         view: View,
-        scale: float = 1.0,
+        scale: tuple[float, float] = (1.0, 1.0),
         xmp: bytes | None = None,
+        exif: bytes | None = None,
     ) -> bytes:
-        """Encode with the quality, DPI (scaled to what the output pixels
-        cover), ICC profile (when allowed and still true of the pixels) and XMP."""
+        """Encode with the quality, resolution (scaled to what the output pixels
+        cover), ICC profile (when allowed and still true of the pixels), XMP and EXIF."""
         quality = view.quality if view.quality is not None else self.default_quality(view.format)
-        dpi = None
-        if info.dpi:
-            factor = info.levels[native].width / info.width * scale * 0.0254
-            dpi = (info.dpi[0] * factor, info.dpi[1] * factor)
-            if view.processing.rotation in (90, 270):
-                dpi = (dpi[1], dpi[0])
         icc = self._icc(info)
-        if icc and not _icc_still_applies(icc, view.processing, pixels.shape[2]):
+        if icc and not icc_still_applies(icc, view.processing, pixels.shape[2]):
             icc = None
         compression = view.compression if view.compression >= 0 else self.settings.tiff_compression
+        density = density_for(info, native, scale, view.processing.rotation)
         try:
-            return encode(pixels, view.format, quality, icc, dpi, xmp, compression)
+            return encode(pixels, view.format, quality, icc, density, xmp, compression, exif)
         except (OSError, ValueError) as exc:
             raise IIPyError("image could not be encoded") from exc
-
-
-def _icc_still_applies(icc: bytes, processing: Processing, bands: int) -> bool:
-    """An ICC profile describes the source colours: not after CMP, SHD, CTW or
-    COL (iipsrv's rule), nor when the output's band count does not match the
-    profile's colour space (a grey JPEG with an RGB profile is invalid)."""
-    if processing.colormap or processing.shade or processing.twist or processing.colour:
-        return False
-    space = icc[16:20]
-    if space == b"GRAY":
-        return bands in (1, 2)
-    if space == b"RGB ":
-        return bands in (3, 4)
-    return True

@@ -30,19 +30,22 @@ _TAG_CODES = {NONE: 1, LZW: 5, DEFLATE: 8, JPEG: 7, WEBP: 50001, ZSTD: 50000}
 #: WebP pictures are at most 16383 pixels a side
 _WEBP_MAX = 16383
 _MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+#: ((x, y), ResolutionUnit): values in pixels per inch (unit 2) or per centimetre (unit 3)
+Resolution = tuple[tuple[float, float], int]
 
 
 def encode_tiff(pixels: np.ndarray, compression: int, quality: int,
-                icc: bytes | None = None, dpi: tuple[float, float] | None = None,
+                icc: bytes | None = None, resolution: Resolution | None = None,
                 xmp: bytes | None = None) -> bytes:
-    """A (height, width, bands) uint8 array as a TIFF file."""
+    """A (height, width, bands) uint8 array as a TIFF file.  ``resolution``:
+    ((x, y), ResolutionUnit), the unit 2 (inch) or 3 (centimetre) the values are in."""
     height, width, bands = pixels.shape
     if bands not in _MODES:
         raise IIPyError(f"cannot encode {bands} bands")
     if compression == WEBP and (bands < 3 or width > _WEBP_MAX):
         compression = DEFLATE
     if compression == LZW:
-        return _pillow_lzw(pixels, icc, dpi, xmp)
+        return _pillow_lzw(pixels, icc, resolution, xmp)
     if compression not in _TAG_CODES:
         compression = NONE
     if compression == JPEG and bands in (2, 4):  # JPEG carries no alpha band
@@ -63,11 +66,12 @@ def encode_tiff(pixels: np.ndarray, compression: int, quality: int,
         (278, 4, 1, struct.pack("<I", rows)),
         (284, 3, 1, struct.pack("<H", 1)),
     ]
-    if dpi:
+    if resolution:
+        (x, y), unit = resolution
         tags += [
-            (282, 5, 1, _rational(dpi[0])),
-            (283, 5, 1, _rational(dpi[1])),
-            (296, 3, 1, struct.pack("<H", 2)),
+            (282, 5, 1, _rational(x)),
+            (283, 5, 1, _rational(y)),
+            (296, 3, 1, struct.pack("<H", unit)),
         ]
     if bands in (2, 4):
         tags.append((338, 3, 1, struct.pack("<H", 2)))  # unassociated alpha
@@ -140,7 +144,7 @@ def _assemble(tags: list[tuple[int, int, int, bytes]], strips: list[bytes]) -> b
     return bytes(out + entries + extra)
 
 
-def _pillow_lzw(pixels: np.ndarray, icc: bytes | None, dpi: tuple[float, float] | None,
+def _pillow_lzw(pixels: np.ndarray, icc: bytes | None, resolution: Resolution | None,
                 xmp: bytes | None) -> bytes:
     from PIL.TiffImagePlugin import ImageFileDirectory_v2
 
@@ -149,8 +153,9 @@ def _pillow_lzw(pixels: np.ndarray, icc: bytes | None, dpi: tuple[float, float] 
     options: dict[str, object] = {}
     if icc:
         options["icc_profile"] = icc
-    if dpi:
-        options["dpi"] = (round(dpi[0], 3), round(dpi[1], 3))
+    if resolution:
+        (x, y), unit = resolution
+        options.update(x_resolution=round(x, 3), y_resolution=round(y, 3), resolution_unit=unit)
     if xmp:
         ifd = ImageFileDirectory_v2()
         ifd[700] = xmp

@@ -1,0 +1,60 @@
+"""What an output says about itself besides its pixels: resolution and ICC.
+
+Resolution (:func:`density_for`) is scaled to what the output's pixels
+cover, so an export keeps the physical size of the part of the image it
+shows: a quarter-size export of a 300 dpi image says 75 dpi.  Stored JPEG
+tiles sent as they are (pass-through) get the same JFIF density and ICC
+profile as a tile encoded here (:func:`tile_headers`), the marker bytes
+made once per open image and level, so a tile costs one concatenation.
+"""
+
+from __future__ import annotations
+
+from ..jpeg import markers
+from ..models import ImageInfo, Processing
+from .encoders import Density
+
+#: a stored tile starting with one of these segments gets no JFIF APP0: it
+#: has one, or has an Adobe APP14 (RGB components, which JFIF would declare YCbCr)
+OWN_HEADER = (b"\xff\xe0", b"\xff\xee")
+
+
+def tile_headers(info: ImageInfo, icc_app2: bytes) -> tuple[bytes, ...]:
+    """Per native level, the segments to add after a stored tile's SOI: a
+    JFIF APP0 with the level's density (when the image has one), then the
+    ICC profile's APP2 segments."""
+    return tuple(
+        markers.jfif_app0(*density.jfif()) + icc_app2
+        if (density := density_for(info, native, (1.0, 1.0))) else icc_app2
+        for native in range(info.resolutions)
+    )
+
+
+def density_for(info: ImageInfo, native: int, scale: tuple[float, float], rotation: int = 0
+             ) -> Density | None:
+    """The output's density: the source's, times the output's pixels per
+    source pixel on each axis (level ``native``, then ``scale``), so the
+    output keeps the physical size of what it shows; x and y swap with a
+    quarter turn."""
+    if not info.dpi:
+        return None
+    level = info.levels[native]
+    x = info.dpi[0] * level.width / info.width * scale[0]
+    y = info.dpi[1] * level.height / info.height * scale[1]
+    if rotation in (90, 270):
+        x, y = y, x
+    return Density(x, y, "cm" if info.resolution_unit == "cm" else "in")
+
+
+def icc_still_applies(icc: bytes, processing: Processing, bands: int) -> bool:
+    """An ICC profile describes the source colours: not after CMP, SHD, CTW or
+    COL (iipsrv's rule), nor when the output's band count does not match the
+    profile's colour space (a grey JPEG with an RGB profile is invalid)."""
+    if processing.colormap or processing.shade or processing.twist or processing.colour:
+        return False
+    space = icc[16:20]
+    if space == b"GRAY":
+        return bands in (1, 2)
+    if space == b"RGB ":
+        return bands in (3, 4)
+    return True
