@@ -32,7 +32,8 @@ def test_stored_tile_decode_matches_libvips(images, name):
 def test_fast_jpeg_carries_density_and_icc():
     pixels = np.random.default_rng(1).integers(0, 255, (64, 80, 3), dtype=np.uint8)
     icc = srgb_profile()
-    data = encode(pixels, OutputFormat.JPEG, 80, icc=icc, density=Density(150.4 / 0.0254, 72.0 / 0.0254))
+    density = Density(150.4 / 0.0254, 72.0 / 0.0254)  # pixels per metre
+    data = encode(pixels, OutputFormat.JPEG, 80, icc=icc, density=density)
     image = Image.open(io.BytesIO(data))
     image.load()
     assert image.size == (80, 64)
