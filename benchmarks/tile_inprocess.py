@@ -7,7 +7,9 @@ interior ``JTL`` tiles (codec pass-through), one repeated ``PTL`` tile (the
 encoded-tile cache) and random IIIF full-resolution tiles (pass-through): the
 median of ``--rounds`` rounds of ``--requests`` calls, in microseconds a
 request (wall clock and this process's CPU time).  Run it for two checkouts
-alternately and compare.
+alternately and compare.  ``--meta`` serves a pyramid with an sRGB ICC
+profile and 300 dpi instead (pass-through tiles then get the ICC APP2 and a
+JFIF APP0 with the level's density, made once per open image).
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ def main() -> None:
     parser.add_argument("--dir", default="/tmp/iipy-tile-bench")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--meta", action="store_true", help="an image with ICC and 300 dpi")
     args = parser.parse_args()
-    directory = Path(args.dir)
+    directory = Path(args.dir) / ("meta" if args.meta else "plain")
     directory.mkdir(parents=True, exist_ok=True)
     image = directory / "bench.tif"
     if not image.exists():
-        make_tiff(image, 4000, 3000, Q=85)
+        extra = {"icc": True, "resolution": (300, 300, "inch")} if args.meta else {}
+        make_tiff(image, 4000, 3000, Q=85, **extra)
     app = make_app(FILESYSTEM_PREFIX=str(directory) + "/")
     rng = random.Random(1)
     columns, rows = 4000 // 256, 3000 // 256  # interior tiles only
