@@ -820,7 +820,7 @@ def make_jp2(path, width: int, height: int, *, bands: int = 3, dtype: str = "uin
              codeblock: int | None = None, icc: bytes | bool = False,
              resolution: tuple[float, float] | None = None, display: bool = False,
              xmp: bytes | None = None, offset: tuple[int, int] | None = None,
-             kind: str = "jp2", pattern: str = "gradient") -> Path:
+             kind: str = "jp2", pattern: str = "gradient", exif: bytes | None = None) -> Path:
     """Write a JPEG 2000 image of the gradient pattern and return its path.
 
     - ``bands``: 1 (grey), 3 (RGB) (2 and 4 work too, without a channel definition box).
@@ -836,7 +836,8 @@ def make_jp2(path, width: int, height: int, *, bands: int = 3, dtype: str = "uin
       ``codeblock``: code-block side (default OpenJPEG's 64).
     - ``icc``: True (sRGB) or profile bytes for a restricted-ICC colr box;
       ``resolution``: (x, y) pixels per metre in a capture (resc), or with
-      ``display`` a display (resd), resolution box; ``xmp``: an XMP UUID box.
+      ``display`` a display (resd), resolution box; ``xmp``: an XMP UUID box;
+      ``exif``: an EXIF UUID box (``JpgTiffExif->JP2``) holding these bytes.
     - ``offset``: (x, y) image offset on the reference grid.
     - ``kind``: "jp2", "j2k" (raw codestream) or "jpx" (JPX brand, JP2-compatible).
     """
@@ -904,6 +905,9 @@ def make_jp2(path, width: int, height: int, *, bands: int = 3, dtype: str = "uin
         boxes = [jp2box.JPEG2000SignatureBox(), ftyp, jp2box.JP2HeaderBox(box=header)]
         if xmp is not None:
             boxes.append(jp2box.UUIDBox(the_uuid=_XMP_UUID, raw_data=bytes(xmp)))
+        if exif is not None:
+            boxes.append(jp2box.UUIDBox(the_uuid=UUID(bytes=b"JpgTiffExif->JP2"),
+                                        raw_data=bytes(exif)))
         boxes.append(jp2box.ContiguousCodestreamBox())
         with warnings.catch_warnings():
             # glymur compares IHDR with the codestream's grid end, not its size

@@ -11,9 +11,11 @@ import struct
 
 import numpy as np
 import pytest
+from images import make_jp2
 from metafixtures import EXIF_ENTRIES, GPS_ENTRIES, IFD0_TEXT, make_meta_images
-from metaread import exif_fields
+from metaread import exif_fields, jpeg_exif
 from PIL import Image
+from wsgi import call, make_app
 
 from iipy.decoders import decoder_for
 from iipy.decoders.exif import build_exif, exif_from_jpeg, exif_from_tiff, exif_metadata, tag_text
@@ -166,3 +168,15 @@ def test_odd_text_tags_are_read_as_text(meta):
     assert metadata["rights"] == "(c) Photo; (c) Editor"
     assert metadata["make"] == "Caf\u00e9 \u2603"
     assert metadata["description"] == 'say "hi"\\\ttab\nline'
+
+
+@pytest.mark.filterwarnings("ignore:A UUID that identified itself as an EXIF")
+@pytest.mark.parametrize("lead_in", [b"", b"Exif\0\0"])
+def test_jp2_exif_uuid_box_is_read_and_exported(tmp_path, lead_in):
+    blob = build_exif("<", [(271, 2, 4, b"Cam\0")], [(34855, 3, 1, b"\x64\0")], [])
+    path = make_jp2(tmp_path / "exif.jp2", 300, 200, tile=None, exif=lead_in + blob)
+    assert decoder_for(str(path)).info.exif == blob
+    export = call(make_app(FILESYSTEM_PREFIX=f"{tmp_path}/"), "FIF=exif.jp2&WID=100&CVT=jpeg")
+    assert jpeg_exif(export.body) == blob
+    broken = make_jp2(tmp_path / "broken.jp2", 300, 200, tile=None, exif=b"NOT EXIF")
+    assert decoder_for(str(broken)).info.exif is None  # no TIFF header: left out

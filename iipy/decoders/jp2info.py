@@ -23,6 +23,7 @@ from typing import Any
 from uuid import UUID
 
 from ..errors import CorruptImage, UnsupportedImage
+from ..jpeg.markers import EXIF_HEADER, MAX_EXIF
 from ..models import ColourSpace, ImageInfo, Level, SampleFormat
 
 #: The virtual tile grid iipsrv serves JPEG 2000 on, every level.
@@ -31,6 +32,8 @@ TILE = 256
 JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
 J2K_SIGNATURE = b"\xff\x4f\xff\x51"
 XMP_UUID = UUID("be7acfcb-97a9-42e8-9c71-999491e3afac")
+#: the UUID box of EXIF in JPEG 2000 (the convention of ExifTool and libvips)
+EXIF_UUID = UUID(bytes=b"JpgTiffExif->JP2")
 
 # colr box enumerated colour spaces (ISO/IEC 15444-1 Table I.10, 15444-2 M.25)
 ENUM_SRGB, ENUM_GREY, ENUM_SYCC = 16, 17, 18
@@ -183,6 +186,10 @@ def describe(jp2: Any) -> Structure:
         None,
     )
     dpi = _resolution(jp2)
+    exif = next(
+        (_exif(bytes(box.raw_data)) for box in _boxes(jp2, "uuid") if box.uuid == EXIF_UUID),
+        None,
+    )
     info = ImageInfo(
         format="jpeg2000",
         levels=tuple(Level(w, h, TILE, TILE) for w, h in sizes),
@@ -194,11 +201,18 @@ def describe(jp2: Any) -> Structure:
         max_values=(high,) * bands,
         icc=icc,
         xmp=xmp or None,
+        exif=exif,
         dpi=dpi,
         resolution_unit="cm" if dpi else "",  # JPEG 2000 stores resolution per metre
         quality_layers=max(1, int(cod.layers)),
     )
     return Structure(info, real, origin, end, one_bit)
+
+
+def _exif(data: bytes) -> bytes | None:
+    """An EXIF UUID box's TIFF structure (with or without the "Exif\\0\\0" lead-in)."""
+    data = data.removeprefix(EXIF_HEADER)
+    return data if data[:4] in (b"II*\0", b"MM\0*") and len(data) <= MAX_EXIF else None
 
 
 def layers_to_decode(requested: int, available: int) -> int:
