@@ -37,17 +37,20 @@ IFD0_TEXT = {"make": "Camera Maker", "model": "Model 7", "artist": "Jane Artist"
 BIG_ICC_SIZE = 150_000
 
 
-def add_exif(path: Path, orientation: bool = True) -> Path:
-    """Append an EXIF IFD and a GPS IFD to IFD0 of a little-endian (Big)TIFF."""
+def add_exif(path: Path, pointer_type: int = 4) -> Path:
+    """Append an EXIF IFD and a GPS IFD to IFD0 of a little-endian (Big)TIFF; the
+    pointers of type LONG (4), IFD (13), or LONG8 (16) / IFD8 (18) in a BigTIFF."""
     with TiffPatcher(path) as tiff:
-        pointer = (lambda o: Entry(0, 16, 1, struct.pack("<Q", o))) if tiff.big else (
-            lambda o: Entry(0, 4, 1, struct.pack("<I", o)))
+        letter = "Q" if pointer_type in (16, 18) else "I"
+
+        def pointer(offset: int) -> Entry:
+            return Entry(0, pointer_type, 1, struct.pack("<" + letter, offset))
+
         exif_at = tiff.append_ifd([*EXIF_ENTRIES.values(), INTEROP], 0)
         gps_at = tiff.append_ifd(list(GPS_ENTRIES.values()), 0)
         exif, gps = pointer(exif_at), pointer(gps_at)
         extra = [Entry(34665, exif.type, 1, exif.value), Entry(34853, gps.type, 1, gps.value)]
-        if orientation:
-            extra.append(Entry.short(274, 1))
+        extra.append(Entry.short(274, 1))  # Orientation: not copied into the EXIF
         tiff.update_first_ifd(extra)
     return path
 
@@ -79,8 +82,8 @@ def make_meta_images(d: Path) -> dict[str, Path]:
         "big_icc": make_tiff(d / "big_icc.tif", 512, 512, photometric="ycbcr",
                              icc=big_icc()),
     }
-    for name in ("exif", "exif_rgb", "exif_big"):
-        add_exif(s[name])
+    for name, pointer_type in (("exif", 4), ("exif_rgb", 13), ("exif_big", 18)):
+        add_exif(s[name], pointer_type)
     s["odd_text"] = make_tiff(d / "odd_text.tif", 512, 512, compression="deflate")
     with TiffPatcher(s["odd_text"]) as tiff:
         tiff.update_first_ifd([

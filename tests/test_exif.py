@@ -27,7 +27,7 @@ def meta(tmp_path_factory):
     return make_meta_images(tmp_path_factory.mktemp("exif"))
 
 
-@pytest.mark.parametrize("name", ["exif", "exif_big"])
+@pytest.mark.parametrize("name", ["exif", "exif_rgb", "exif_big"])  # pointer LONG, IFD, IFD8
 def test_tiff_exif_ifd_becomes_a_standalone_exif_block(meta, name):
     exif = decoder_for(str(meta[name])).info.exif
     assert exif[:8] == b"II*\0\x08\0\0\0"  # the source's byte order, IFD0 right after

@@ -125,10 +125,11 @@ def _entries(read: Reader, e: str, bigtiff: bool, offset: int, size: int) -> lis
         else:
             tag, typ, n = struct.unpack(e + "HHI", entry[:8])
             field = entry[8:12]
-        if typ == 13:  # IFD offsets point into the source
+        if tag in (TAG_EXIF_IFD, TAG_GPS_IFD):  # LONG, IFD, LONG8 or IFD8: kept for the caller
+            if n == 1 and typ in (4, 13, 16, 18):
+                found.append((tag, 4, 1, field[:8] if typ in (16, 18) else field[:4]))
             continue
-        if typ in (16, 17, 18) and tag in (TAG_EXIF_IFD, TAG_GPS_IFD) and n == 1:
-            found.append((tag, 4, 1, field[:8]))  # a BigTIFF pointer, kept for the caller
+        if typ == 13:  # other IFD offsets point into the source
             continue
         if typ not in _SIZES:
             continue
