@@ -148,6 +148,17 @@ def test_pass_through_tile_is_the_stored_tile_with_jfif_and_icc_added(app, meta)
     assert body == stored[:2] + icc_app2(srgb_profile()) + stored[2:]
 
 
+def test_pass_through_tile_without_icc_is_the_stored_tile_untouched(images):
+    # no profile: nothing to add, so no copy of the tile (as iipsrv 1.3 sends it)
+    app = make_app(FILESYSTEM_PREFIX=str(images.rgb_ycbcr.parent) + "/")
+    decoder = decoder_for(str(images.rgb_ycbcr))
+    assert decoder.info.icc is None and decoder.info.dpi
+    columns = decoder.info.levels[0].columns
+    body = get(app, f"FIF=rgb_ycbcr.tif&JTL={decoder.info.resolutions - 1},{columns + 1}")
+    assert body == decoder.raw_tile(0, 1, 1)
+    assert jfif_density(get(app, f"FIF=rgb_ycbcr.tif&QLT=80&JTL=2,{columns + 1}"))[0] == 1
+
+
 # -- resolution -------------------------------------------------------------
 
 # exif.tif: 1024 x 768 at 300 x 150 dpi; cm.tif: 1000 x 700 at 120 pixels/cm

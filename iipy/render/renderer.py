@@ -61,9 +61,10 @@ class _Entry:
         self.histogram: np.ndarray | None = None
 
     def stored(self, native: int, data: bytes) -> bytes:
-        """A stored JPEG tile with this image's header segments added."""
+        """A stored JPEG tile with this image's header segments added (callers
+        call it only when there is an ICC profile: see :mod:`.outmeta`)."""
         if data[2:4] in OWN_HEADER:
-            return data[:2] + self.icc_app2 + data[2:] if self.icc_app2 else data
+            return data[:2] + self.icc_app2 + data[2:]
         return data[:2] + self.headers[native] + data[2:]
 
 
@@ -199,7 +200,7 @@ class Renderer(RendererStatus):
             raw = entry.decoder.raw_tile(native, column, row)
             if raw is not None:
                 self.last_source = "passthrough"
-                return entry.stored(native, raw)
+                return entry.stored(native, raw) if entry.icc_app2 else raw
         key = (entry.record.stamp, view)  # the frozen View is the key: every field counts
         if (cached := self._tiles.get(key)) is not None:
             self.last_source = "cache"
@@ -270,7 +271,7 @@ class Renderer(RendererStatus):
         data, index = markjpeg.mark_jpeg(raw, mark.add_to, x, y, w, h, known)
         if index is not None and index is not known:  # a known one grows in place
             self._mcu_index.put(tile_key, index)
-        return (entry.stored(native, data) if data is not None else None), spot
+        return (entry.stored(native, data) if data is not None and entry.icc_app2 else data), spot
 
     # -- regions ----------------------------------------------------------
 
