@@ -81,6 +81,8 @@ def make_meta_images(d: Path) -> dict[str, Path]:
                         resolution=(120, 120, "cm")),
         "big_icc": make_tiff(d / "big_icc.tif", 512, 512, photometric="ycbcr",
                              icc=big_icc()),
+        "ratio": make_tiff(d / "ratio.tif", 512, 512, compression="deflate",
+                           resolution=(2, 1, "none")),  # ResolutionUnit 1: a ratio
     }
     for name, pointer_type in (("exif", 4), ("exif_rgb", 13), ("exif_big", 18)):
         add_exif(s[name], pointer_type)

@@ -211,6 +211,13 @@ def test_tiff_resolution_unit_matches_its_values(app, query, unit, x, y):
     assert tiff_rational(body, tags[283][2]) == pytest.approx(y, rel=1e-4)
 
 
+def test_resolution_without_a_unit_is_not_written_as_a_size(app):
+    # TIFF ResolutionUnit 1: X/YResolution are a pixel aspect ratio, no physical size
+    assert jfif_density(get(app, "FIF=ratio.tif&WID=100&CVT=jpeg")) == (0, 1, 1)
+    assert png_phys(get(app, "FIF=ratio.tif&WID=100&CVT=png")) is None
+    assert 296 not in tiff_ifd(get(app, "FIF=ratio.tif&WID=100&CVT=tif"))
+
+
 # -- OBJ=metadata -----------------------------------------------------------
 
 

@@ -31,7 +31,7 @@ _MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 @dataclass(frozen=True)
 class Density:
     """An output's pixel density: ``x``, ``y`` in pixels per metre, ``unit``
-    the one the source stated ("in", "cm"; "" unknown, written as inches)."""
+    the one the source stated ("in" or "cm"), which JPEG and TIFF write."""
 
     x: float
     y: float

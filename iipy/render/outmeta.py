@@ -40,14 +40,14 @@ def density_for(info: ImageInfo, native: int, scale: tuple[float, float], rotati
     source pixel on each axis (level ``native``, then ``scale``), so the
     output keeps the physical size of what it shows; x and y swap with a
     quarter turn."""
-    if not info.dpi:
-        return None
+    if not info.dpi or info.resolution_unit not in ("in", "cm"):
+        return None  # none, or a ratio without a unit (TIFF ResolutionUnit 1): no size to keep
     level = info.levels[native]
     x = info.dpi[0] * level.width / info.width * scale[0]
     y = info.dpi[1] * level.height / info.height * scale[1]
     if rotation in (90, 270):
         x, y = y, x
-    return Density(x, y, "cm" if info.resolution_unit == "cm" else "in")
+    return Density(x, y, info.resolution_unit)
 
 
 def icc_still_applies(icc: bytes, processing: Processing, bands: int) -> bool:
