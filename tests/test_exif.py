@@ -180,3 +180,22 @@ def test_jp2_exif_uuid_box_is_read_and_exported(tmp_path, lead_in):
     assert jpeg_exif(export.body) == blob
     broken = make_jp2(tmp_path / "broken.jp2", 300, 200, tile=None, exif=b"NOT EXIF")
     assert decoder_for(str(broken)).info.exif is None  # no TIFF header: left out
+
+
+def test_values_read_from_one_ifd_are_bounded():
+    # 900 entries each claiming 60,000 bytes at the same offset: at most two segments' worth read
+    reads = []
+    blob = bytearray(b"II*\0\x08\0\0\0" + struct.pack("<H", 1)
+                     + struct.pack("<HHII", 34665, 4, 1, 26) + b"\0\0\0\0")
+    blob += struct.pack("<H", 900)
+    for i in range(900):
+        blob += struct.pack("<HHII", 40000 + i, 7, 60000, 0)
+    blob += b"\0\0\0\0" + bytes(60000)
+
+    def read(offset, n):
+        reads.append(n)
+        return bytes(blob[offset:offset + n])
+
+    exif = exif_from_tiff(read, False, False, 8, len(blob))
+    assert sum(n for n in reads if n == 60000) <= 2 * MAX_EXIF
+    assert exif is None or len(exif) <= MAX_EXIF

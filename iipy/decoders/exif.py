@@ -117,6 +117,7 @@ def _entries(read: Reader, e: str, bigtiff: bool, offset: int, size: int) -> lis
         return []
     raw = read(offset + head, count * entry_size)
     found: list[Entry] = []
+    budget = 2 * MAX_EXIF  # bytes of values read from one IFD, whatever its entries claim
     for i in range(count):
         entry = raw[i * entry_size : (i + 1) * entry_size]
         if bigtiff:
@@ -134,8 +135,9 @@ def _entries(read: Reader, e: str, bigtiff: bool, offset: int, size: int) -> lis
         if typ not in _SIZES:
             continue
         total = _SIZES[typ] * n
-        if total > MAX_EXIF:
+        if total > min(MAX_EXIF, budget):
             continue
+        budget -= total
         if total <= inline:
             value = field[:total]
         else:
