@@ -11,6 +11,8 @@ import struct
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from images import make_jp2
 from metafixtures import EXIF_ENTRIES, GPS_ENTRIES, IFD0_TEXT, make_meta_images
 from metaread import exif_fields, jpeg_exif
@@ -199,3 +201,24 @@ def test_values_read_from_one_ifd_are_bounded():
     exif = exif_from_tiff(read, False, False, 8, len(blob))
     assert sum(n for n in reads if n == 60000) <= 2 * MAX_EXIF
     assert exif is None or len(exif) <= MAX_EXIF
+
+
+_VALID = build_exif("<", [(271, 2, 4, b"Cam\0")],
+                    [(33434, 5, 1, struct.pack("<II", 1, 60)),
+                     (36867, 2, 20, b"2024:05:06 07:08:09\0"),
+                     (37500, 7, 40, bytes(range(40)))], [(1, 2, 2, b"N\0")])
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(_VALID) - 1), st.integers(0, 255)), max_size=12),
+       st.integers(8, len(_VALID)))
+def test_mutated_exif_never_raises_and_stays_bounded(flips, cut):
+    blob = bytearray(_VALID)
+    for where, value in flips:
+        blob[where] = value
+    blob = bytes(blob[:cut])
+    for found in (exif_from_tiff(_reader(blob), False, False, 8, len(blob)),
+                  exif_from_jpeg(b"\xff\xd8" + exif_app1(blob) + b"\xff\xda")):
+        if found is not None:
+            assert len(found) <= MAX_EXIF
+    exif_metadata(blob)
