@@ -283,3 +283,48 @@ def test_check_flags_a_tiled_tiff_without_levels(tmp_path):
     assert "serves, with problems" in result.stdout
     assert "too few levels: 1 of 5" in result.stdout
     assert f"fix: iipy convert {flat}" in result.stdout
+
+
+@pytest.mark.parametrize("bigtiff", ["no", "yes"])
+def test_exif_ifd_of_a_jpeg_is_kept_and_reaches_exports(tmp_path, bigtiff):
+    """libvips writes no EXIF IFD into a TIFF: convert appends the source's EXIF and GPS
+    IFDs (in the file's layout), so an export of the pyramid carries the camera's EXIF."""
+    import struct
+
+    from metaread import exif_fields, jpeg_exif
+    from wsgi import call, make_app
+
+    from iipy.decoders import decoder_for
+    from iipy.decoders.exif import build_exif
+
+    exif = build_exif(">", [(271, 2, 4, b"Cam\0")],  # big-endian, as many cameras write
+                      [(33434, 5, 1, struct.pack(">II", 1, 250)), (34855, 3, 1, b"\x01\x90"),
+                       (36867, 2, 20, b"2024:05:06 07:08:09\0")],
+                      [(1, 2, 2, b"N\0"), (2, 5, 3, struct.pack(">6I", 48, 1, 51, 1, 29, 1))])
+    out = io.BytesIO()
+    Image.fromarray(np.asarray(toolimages.picture(640, 480).numpy())).save(
+        out, "JPEG", exif=b"Exif\0\0" + exif)
+    (tmp_path / "camera.jpg").write_bytes(out.getvalue())
+    result = iipy("convert", str(tmp_path / "camera.jpg"), str(tmp_path / "camera.tif"),
+                  "--bigtiff", bigtiff)
+    assert result.returncode == 0, result.stderr
+    ours = decoder_for(str(tmp_path / "camera.tif")).info.exif
+    source, kept = exif_fields(exif), exif_fields(ours)
+    # same entries; values now in the TIFF's (little-endian) byte order
+    assert sorted(kept["exif"]) == sorted(source["exif"]) == [33434, 34855, 36867]
+    assert struct.unpack("<II", kept["exif"][33434][2]) == (1, 250)
+    assert struct.unpack("<H", kept["exif"][34855][2]) == (400,)
+    assert kept["exif"][36867] == source["exif"][36867]
+    assert struct.unpack("<6I", kept["gps"][2][2]) == (48, 1, 51, 1, 29, 1)
+    export = call(make_app(FILESYSTEM_PREFIX=f"{tmp_path}/"), "FIF=camera.tif&WID=200&CVT=jpeg")
+    assert jpeg_exif(export.body) == ours
+    # a TIFF source's EXIF IFD (which libvips does not read) is carried too
+    again = iipy("convert", str(tmp_path / "camera.tif"), str(tmp_path / "again.tif"))
+    assert again.returncode == 0, again.stderr
+    assert exif_fields(decoder_for(str(tmp_path / "again.tif")).info.exif)["exif"] == kept["exif"]
+    # JPEG 2000 output: the EXIF in a JpgTiffExif->JP2 UUID box, as the source has it
+    jp2 = iipy("convert", str(tmp_path / "camera.jpg"), str(tmp_path / f"camera{bigtiff}.jp2"),
+               "--format", "jp2")
+    assert jp2.returncode == 0, jp2.stderr
+    in_jp2 = exif_fields(decoder_for(str(tmp_path / f"camera{bigtiff}.jp2")).info.exif)
+    assert in_jp2["exif"] == source["exif"] and in_jp2["gps"] == source["gps"]

@@ -82,6 +82,17 @@ def exif_from_tiff(read: Reader, big_endian: bool, bigtiff: bool, ifd0: int,
     file has no EXIF IFD.  ``read(offset, length)`` reads the file (``size``
     bytes long).  Unreadable parts are dropped, never raised."""
     e = ">" if big_endian else "<"
+    found = _sub_ifds(read, e, bigtiff, ifd0, size)
+    if found is None:
+        return None
+    descriptive, exif, gps = found
+    return build_exif(e, descriptive, exif, gps)
+
+
+def _sub_ifds(read: Reader, e: str, bigtiff: bool, ifd0: int, size: int
+              ) -> tuple[list[Entry], list[Entry], list[Entry]] | None:
+    """IFD0's descriptive entries, the EXIF IFD's and the GPS IFD's entries
+    (nested pointers left out); None without a readable, non-empty EXIF IFD."""
     first = _entries(read, e, bigtiff, ifd0, size)
     pointers = {tag: value for tag, typ, count, value in first
                 if tag in (TAG_EXIF_IFD, TAG_GPS_IFD) and count == 1}
@@ -96,7 +107,37 @@ def exif_from_tiff(read: Reader, big_endian: bool, bigtiff: bool, ifd0: int,
     if not subs.get(TAG_EXIF_IFD):
         return None
     descriptive = [entry for entry in first if entry[0] in IFD0_TAGS]
-    return build_exif(e, descriptive, subs[TAG_EXIF_IFD], subs.get(TAG_GPS_IFD, []))
+    return descriptive, subs[TAG_EXIF_IFD], subs.get(TAG_GPS_IFD, [])
+
+
+def exif_ifds(exif: bytes | None, order: str = "<") -> tuple[list[Entry], list[Entry]] | None:
+    """The EXIF IFD's and GPS IFD's entries of an EXIF block, with their
+    values in byte ``order`` ("<" or ">"), to write into a TIFF; None when
+    the block has no EXIF IFD."""
+    if not exif or not _tiff_header(exif):
+        return None
+    e = "<" if exif[:2] == b"II" else ">"
+    first = struct.unpack(e + "I", exif[4:8])[0]
+    found = _sub_ifds(lambda o, n: exif[o : o + n], e, False, first, len(exif))
+    if found is None:
+        return None
+    _, sub_exif, gps = found
+    if e == order:
+        return sub_exif, gps
+    return [_swapped(x) for x in sub_exif], [_swapped(x) for x in gps]
+
+
+#: the size of each number a value holds, by type, for byte swapping
+_UNITS = {3: 2, 8: 2, 4: 4, 9: 4, 11: 4, 13: 4, 5: 4, 10: 4, 12: 8}
+
+
+def _swapped(entry: Entry) -> Entry:
+    tag, typ, n, value = entry
+    unit = _UNITS.get(typ, 1)
+    if unit == 1:
+        return entry
+    swapped = b"".join(value[i : i + unit][::-1] for i in range(0, len(value), unit))
+    return tag, typ, n, swapped
 
 
 def _pointer(value: bytes, e: str) -> int | None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import jp2boxes, tifftags
+from . import jp2boxes, tiffexif, tifftags
 from .check import check_file
 from .progress import Bar, Quiet, open_bar
 from .writers import COMPRESSIONS, Options, load, write_jp2, write_tiff
@@ -108,12 +108,15 @@ def _write(image: Any, source: Path, tmp: Path, options: Options, bar: Bar, task
     if options.format == "jp2":
         icc = _blob(image, "icc-profile-data")
         xmp = _blob(image, "xmp-data")
+        exif = tiffexif.source_exif(_blob(image, "exif-data"), source)
         chosen = write_jp2(image, tmp, options, progress)
-        chosen["metadata"] = jp2boxes.add_metadata(tmp, icc, xmp)
+        chosen["metadata"] = jp2boxes.add_metadata(tmp, icc, xmp, exif)
         return chosen
     chosen = write_tiff(image, tmp, options, None if isinstance(bar, Quiet) else progress)
     tags = {**tifftags.exif_text_tags(image), **tifftags.read_text_tags(source)}
     chosen["tags"] = tifftags.add_text_tags(tmp, tags)
+    chosen["exif"] = tiffexif.add_exif(tmp, tiffexif.source_exif(_blob(image, "exif-data"),
+                                                                 source))
     return chosen
 
 

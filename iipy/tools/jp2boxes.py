@@ -17,9 +17,16 @@ XMP_UUID = UUID("be7acfcb-97a9-42e8-9c71-999491e3afac")
 RESTRICTED_ICC = 2
 
 
-def add_metadata(path: Path, icc: bytes | None, xmp: bytes | None) -> bool:
-    """Rewrap ``path`` in place with ``icc`` and ``xmp``; False when there is nothing to add."""
-    if not icc and not xmp:
+#: EXIF in JPEG 2000: the TIFF structure in a UUID box (ExifTool's and libvips' convention)
+EXIF_UUID = UUID(bytes=b"JpgTiffExif->JP2")
+
+
+def add_metadata(path: Path, icc: bytes | None, xmp: bytes | None,
+                 exif: bytes | None = None) -> bool:
+    """Rewrap ``path`` in place with ``icc``, ``xmp`` and ``exif`` (a
+    ``JpgTiffExif->JP2`` UUID box, the TIFF structure without "Exif\\0\\0");
+    False when there is nothing to add."""
+    if not icc and not xmp and not exif:
         return False
     import glymur
     from glymur import jp2box
@@ -31,9 +38,11 @@ def add_metadata(path: Path, icc: bytes | None, xmp: bytes | None) -> bool:
             kept = [b for b in box.box if not isinstance(b, jp2box.ColourSpecificationBox)]
             colr = jp2box.ColourSpecificationBox(method=RESTRICTED_ICC, icc_profile=icc)
             box.box = [*kept, colr]
+    at = next(i for i, b in enumerate(boxes) if isinstance(b, jp2box.ContiguousCodestreamBox))
     if xmp:
-        at = next(i for i, b in enumerate(boxes) if isinstance(b, jp2box.ContiguousCodestreamBox))
         boxes.insert(at, jp2box.UUIDBox(the_uuid=XMP_UUID, raw_data=xmp))
+    if exif:
+        boxes.insert(at, jp2box.UUIDBox(the_uuid=EXIF_UUID, raw_data=exif))
     wrapped = path.with_name(path.name + ".wrap")
     try:
         jp2.wrap(str(wrapped), boxes=boxes)

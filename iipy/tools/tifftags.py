@@ -82,7 +82,13 @@ def read_text_tags(path: Path) -> dict[int, bytes]:
 
 
 def add_text_tags(path: Path, tags: dict[int, bytes]) -> list[int]:
-    """Add the ``tags`` IFD0 of ``path`` lacks; returns the tags added."""
+    """Add the ASCII ``tags`` IFD0 of ``path`` lacks; returns the tags added."""
+    return add_tags(path, {tag: (ASCII, len(value), value) for tag, value in tags.items()})
+
+
+def add_tags(path: Path, tags: dict[int, tuple[int, int, bytes]]) -> list[int]:
+    """Add the ``tags`` (tag → type, count, value bytes in the file's byte
+    order) IFD0 of ``path`` lacks; returns the tags added."""
     with open(path, "r+b") as handle:
         head = handle.read(16)
         order = "<" if head[:2] == b"II" else ">"
@@ -101,7 +107,7 @@ def add_text_tags(path: Path, tags: dict[int, bytes]) -> list[int]:
             return []
         handle.seek(0, os.SEEK_END)
         inline = 8 if big else 4
-        for tag, value in sorted(missing.items()):
+        for tag, (typ, count, value) in sorted(missing.items()):
             if len(value) <= inline:
                 data = value.ljust(inline, b"\0")
             else:
@@ -109,8 +115,8 @@ def add_text_tags(path: Path, tags: dict[int, bytes]) -> list[int]:
                     handle.write(b"\0")
                 data = struct.pack(order + off_fmt, handle.tell())
                 handle.write(value)
-            entries[tag] = (struct.pack(order + "HH", tag, ASCII)
-                            + struct.pack(order + off_fmt, len(value)) + data)
+            entries[tag] = (struct.pack(order + "HH", tag, typ)
+                            + struct.pack(order + off_fmt, count) + data)
         if handle.tell() % 2:
             handle.write(b"\0")
         where = handle.tell()
