@@ -18,7 +18,7 @@ a filesystem path.
 from __future__ import annotations
 
 from .. import numeric
-from ..errors import BadRequest, IIPyError, NotFound, NotImplementedFeature
+from ..errors import BadRequest, IIPyError, NotImplementedFeature
 from ..http import Request, Response
 from ..models import Processing, View
 from ..paths import PathResolver
@@ -135,29 +135,24 @@ class IIIFProtocol(Protocol):
             level, column, row = tile
             index = row * info.levels[level].columns + column
             view = View(record.path, "tile", fmt, None, info.resolutions - 1 - level, index,
-                        processing, stamp=record.stamp)
+                        processing, stamp=record.stamp, page=record.page)
             return self.renderer.tile(view)
-        view = View(record.path, "region", fmt, processing=processing, stamp=record.stamp)
+        view = View(record.path, "region", fmt, processing=processing, stamp=record.stamp,
+                    page=record.page)
         x, y, w, h = resolved.box
         fractions = (x / info.width, y / info.height, w / info.width, h / info.height)
         return self.renderer.region(view, fractions, resolved.width, resolved.height)
 
     # -- helpers ----------------------------------------------------------
 
-    def _name(self, identifier: str) -> str:
-        """Decode an identifier once (``%2F`` → ``/``) and take off an IIIF_DELIMITER page."""
-        name = decode_identifier(identifier)
-        delimiter = self.settings.iiif_delimiter
-        if delimiter and delimiter in name:
-            name, _, page = name.rpartition(delimiter)
-            number = numeric.integer(page, f"IIIF: page after '{delimiter}'")
-            if number != 0:
-                raise NotFound(f"page {number} does not exist")
-        return name
+    def _name(self, identifier: str) -> tuple[str, int]:
+        """Decode an identifier once (``%2F`` → ``/``) and split off a stack page
+        (:func:`split_page`)."""
+        return split_page(decode_identifier(identifier), self.settings.iiif_delimiter)
 
     def _open(self, identifier: str) -> ImageRecord:
-        name = self._name(identifier) if identifier else ""
-        return open_image(self.resolver, self.renderer, name)
+        name, page = self._name(identifier) if identifier else ("", 0)
+        return open_image(self.resolver, self.renderer, name, page)
 
     def _is_image(self, identifier: str) -> bool:
         try:
@@ -165,3 +160,23 @@ class IIIFProtocol(Protocol):
         except IIPyError:
             return False
         return True
+
+
+def split_page(name: str, delimiter: str) -> tuple[str, int]:
+    """(image name, page) of a decoded identifier under ``IIIF_DELIMITER``.
+
+    The page is the text after the delimiter's **last** occurrence when that
+    text is a page number (ASCII digits only); otherwise the delimiter belongs
+    to the name.  So ``a;b/img.tif;2`` is page 2 of ``a;b/img.tif``, while
+    ``a;b/img.tif`` and ``img.tif;x`` are names without a page.  A delimiter
+    of several characters is one unit (``img.tif::2``).  iipsrv 1.3 also cuts
+    at the last occurrence but reads the page from one character past its
+    start, so multi-character delimiters give page 0, and any text after the
+    delimiter is taken as a number (``atoi``: 0).
+    """
+    if not delimiter:
+        return name, 0
+    head, found, page = name.rpartition(delimiter)
+    if not found or not head or not page.isascii() or not page.isdigit():
+        return name, 0
+    return head, numeric.integer(page, f"IIIF: page after '{delimiter}'")
