@@ -230,8 +230,7 @@ def test_page_delimiter(prefix):
     app = make_app(FILESYSTEM_PREFIX=prefix, IIIF_DELIMITER=";")
     assert info_of(app, "rgb.tif;0")["id"].endswith("IIIF=rgb.tif;0")
     assert iiif(app, "rgb.tif;1/info.json").status == 404
-    # not a page number: the delimiter is part of the name (tests/test_stacks.py)
-    assert iiif(app, "rgb.tif;x/info.json").status == 404
+    assert iiif(app, "rgb.tif;x/info.json").status == 400
     assert iiif(app, "rgb.tif/info.json").status == 200
 
 

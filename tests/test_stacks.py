@@ -23,7 +23,7 @@ from wsgi import call, make_app
 from iipy.decoders.base import Decoder
 from iipy.decoders.tiff import TiffDecoder
 from iipy.decoders.tiffdir import MAX_IFDS
-from iipy.errors import NotFound
+from iipy.errors import BadRequest, NotFound
 from iipy.protocols.iiif import split_page
 
 NAMES = ["red channel", "green", 'say "blue"']
@@ -294,10 +294,18 @@ def test_watermarked_stored_tiles_are_marked_per_page(folder, tmp_path):
     ("img.tif:12", "::", ("img.tif:12", 0)),
     ("img.tif,3", ",", ("img.tif", 3)),
     ("img.tif;2", "", ("img.tif;2", 0)),  # no IIIF_DELIMITER: no pages
-    ("img.tif;²", ";", ("img.tif;²", 0)),  # ASCII digits only
+    ("my_image.tif", "_", ("my_image.tif", 0)),
+    ("my_image.tif_1", "_", ("my_image.tif", 1)),
 ])
 def test_iiif_delimiter_splits_at_the_last_occurrence_before_a_number(name, delimiter, expected):
     assert split_page(name, delimiter) == expected
+
+
+@pytest.mark.parametrize("name", ["img.tif;²", "img.tif;١", "img.tif;" + "9" * 40,
+                                  "img.tif;2147483648"])
+def test_a_page_number_that_is_not_an_ascii_c_int_is_a_400(name):
+    with pytest.raises(BadRequest):
+        split_page(name, ";")
 
 
 def test_iiif_reaches_every_page(folder):
@@ -325,13 +333,14 @@ def test_iiif_multi_character_delimiter_and_delimiter_in_a_directory(folder):
 
 
 @pytest.mark.parametrize("identifier, status", [
-    ("stack.tif;3", 404), ("stack.tif;99999999", 404), ("stack.tif;x", 404),
-    ("single.tif;1", 404), ("stack.tif;99999999999999999999", 400),
+    ("stack.tif;3", 404), ("stack.tif;99999999", 404), ("single.tif;1", 404),
+    ("nothing.tif;x", 404), ("dir;1/nothing.tif", 404),
+    ("stack.tif;x", 400), ("stack.tif;99999999999999999999", 400),  # stack.tif is there
 ])
 def test_iiif_missing_pages_are_protocol_errors(folder, identifier, status):
     app = app_for(folder, IIIF_DELIMITER=";")
     for tail in ("info.json", "full/max/0/default.jpg"):
-        result = call(app, f"IIIF={identifier}/{tail}")
+        result = call(app, f"IIIF={identifier.replace('/', '%2F')}/{tail}")
         assert result.status == status, (identifier, tail, result.body)
         assert result.header("Content-Type").startswith("text/plain")
     assert call(app, "IIIF=single.tif;0/info.json").status == 200
