@@ -18,7 +18,8 @@ COLOURS = ((200, 30, 30), (30, 200, 30), (30, 30, 200), (220, 220, 40), (40, 200
 
 def make_stack(path, width: int = 600, height: int = 400, *, pages: int = 3,
                names: list[str] | None = None, scales: list[float] | None = None,
-               compression: str = "jpeg", subifd: bool = True, tile: int = 256) -> Path:
+               compression: str = "jpeg", subifd: bool = True, tile: int = 256,
+               subfile_type: int | None = None) -> Path:
     """A stack of ``pages`` pages of ``width``×``height``, page n filled with COLOURS[n].
 
     ``subifd``: each page's reductions in its SubIFDs (True) or single-level
@@ -35,14 +36,16 @@ def make_stack(path, width: int = 600, height: int = 400, *, pages: int = 3,
     options = {"Q": 90} if compression == "jpeg" else {}
     image.tiffsave(str(path), tile=True, tile_width=tile, tile_height=tile,
                    pyramid=subifd, subifd=subifd, compression=compression, **options)
-    if names or scales:
-        set_page_tags(path, names or [], scales or [])
+    if names or scales or subfile_type is not None:
+        set_page_tags(path, names or [], scales or [], subfile_type)
     return path
 
 
-def set_page_tags(path, names: list[str], scales: list[float]) -> None:
-    """Give page n DocumentName ``names[n]`` and STONITS ``scales[n]`` (rewriting
-    each top-level directory at the end of the file)."""
+def set_page_tags(path, names: list[str], scales: list[float],
+                  subfile_type: int | None = None) -> None:
+    """Give page n DocumentName ``names[n]`` and STONITS ``scales[n]``, and every
+    page NewSubfileType ``subfile_type`` when given (rewriting each top-level
+    directory at the end of the file)."""
     with TiffPatcher(path) as tiff:
         chain = tiff.chain()
         pointer = tiff.first_pointer
@@ -53,6 +56,8 @@ def set_page_tags(path, names: list[str], scales: list[float]) -> None:
                 extra.append(Entry.ascii(269, names[n]))
             if n < len(scales):
                 extra.append(Entry(37439, 12, 1, struct.pack("<d", scales[n])))
+            if subfile_type is not None:
+                extra.append(Entry(254, 4, 1, struct.pack("<I", subfile_type)))
             tags = {e.tag for e in extra}
             entries = [e for e in entries if e.tag not in tags] + extra
             new = tiff.append_ifd(entries, next_offset)

@@ -37,6 +37,8 @@ def folder(tmp_path_factory):
     make_stack(d / "plain.tif", pages=2)  # no names, no scales
     make_stack(d / "flat.tif", pages=3, subifd=False)  # single-level pages
     make_stack(d / "deflate.tif", pages=2, compression="deflate")
+    make_stack(d / "ome.tif", pages=3, subfile_type=0)  # OME-TIFF style: pages not marked
+    make_stack(d / "chain.tif", 200, 150, pages=3, subifd=False, subfile_type=0)
     (d / "dir;1").mkdir()
     make_stack(d / "dir;1" / "stack.tif", pages=3)
     make_tiff(d / "single.tif", 600, 400)
@@ -99,6 +101,14 @@ def test_single_level_pages_of_the_first_size_are_a_stack(folder):
     page = decoder.page(1)
     assert len(page.info.levels) == 1
     assert near(page.read_tile(0, 0, 0)[0, 0], 1)
+
+
+def test_unmarked_pages_with_their_own_subifd_pyramids_are_a_stack(folder):
+    decoder = TiffDecoder(str(folder / "ome.tif"))
+    assert decoder.pages == 3
+    assert near(decoder.page(2).read_tile(2, 0, 0)[0, 0], 2)
+    # unmarked single-level directories of one size are not pages (nor levels)
+    assert TiffDecoder(str(folder / "chain.tif")).pages == 1
 
 
 def test_single_images_have_one_page(folder, images):

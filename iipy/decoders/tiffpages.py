@@ -6,7 +6,10 @@ its own.  iipsrv 1.2+ recognises it as this module does:
 
 * the top-level directories marked as pages (NewSubfileType bit 2, "one page
   of a multi-page image") are the pages, in file order; the first directory
-  is always page 0;
+  is always page 0.  When the first directory has a SubIFD pyramid, so is
+  every other unreduced directory with SubIFDs of its own (OME-TIFF writers
+  leave NewSubfileType 0; iipsrv 1.3 serves those pages by SDS but lists
+  none in OBJ=stack);
 * it is a stack when there are at least two pages and either the first
   directory keeps its reductions in SubIFDs (each page then has its own
   SubIFD pyramid) or the second directory has the first one's size (pages
@@ -23,10 +26,12 @@ from __future__ import annotations
 import math
 
 from .tiffdir import (
+    IFD,
     TAG_DOCUMENT_NAME,
     TAG_NEW_SUBFILE_TYPE,
     TAG_PAGE_NAME,
     TAG_STONITS,
+    TAG_SUBIFDS,
     TiffStructure,
 )
 
@@ -42,16 +47,22 @@ def find_pages(structure: TiffStructure) -> tuple[tuple[int, ...], Stack]:
     A single image is ``((0,), ())``."""
     ifds = structure.ifds
     first = ifds[0]
-    pages = [0] + [
-        index for index, ifd in enumerate(ifds[1:], start=1)
-        if ifd.tiled and ifd.int(TAG_NEW_SUBFILE_TYPE) & SUBFILE_PAGE
-    ]
-    if len(pages) < 2:
-        return (0,), ()
     reduced_subifds = any(
         ifd.tiled and ifd.int(TAG_NEW_SUBFILE_TYPE) & SUBFILE_REDUCED
         for ifd in structure.subifds.get(0, ())
     )
+
+    def is_page(ifd: IFD) -> bool:
+        kind = ifd.int(TAG_NEW_SUBFILE_TYPE)
+        if not ifd.tiled or kind & SUBFILE_REDUCED:
+            return False
+        # OME-TIFF writers leave NewSubfileType 0: a full image with its own SubIFD
+        # pyramid beside a first one that has the same is a page too
+        return bool(kind & SUBFILE_PAGE) or (reduced_subifds and bool(ifd.ints(TAG_SUBIFDS)))
+
+    pages = [0] + [index for index, ifd in enumerate(ifds[1:], start=1) if is_page(ifd)]
+    if len(pages) < 2:
+        return (0,), ()
     second = ifds[1]
     same_size = second.tiled and (second.width, second.height) == (first.width, first.height)
     if not (reduced_subifds or same_size):
