@@ -171,6 +171,7 @@ class TiffStructure:
     ifds: list[IFD]
     subifds: dict[int, list[IFD]]  # index in ifds -> its SubIFDs
     tag_budget: list[int] = field(default_factory=lambda: [0])  # tag bytes still allowed
+    broken: dict[int, str] = field(default_factory=dict)  # index -> why its SubIFDs failed
 
 
 def read_structure(fd: int) -> TiffStructure:
@@ -188,9 +189,15 @@ def read_subifds(fd: int, structure: TiffStructure, index: int) -> list[IFD]:
     known = structure.subifds.get(index)
     if known is not None:
         return known
+    if index in structure.broken:  # asked again: the same answer, no second read
+        raise CorruptImage(structure.broken[index])
     reader = _Reader(fd, structure.tag_budget)
     seen = {ifd.offset for ifd in structure.ifds}
-    subs = reader.children(structure.ifds[index], seen)
+    try:
+        subs = reader.children(structure.ifds[index], seen)
+    except CorruptImage as exc:
+        structure.broken[index] = exc.message
+        raise
     structure.subifds[index] = subs
     return subs
 
