@@ -20,6 +20,7 @@ pointers into the file) are dropped, and the result is bounded by
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Callable
 
@@ -87,6 +88,16 @@ def exif_from_tiff(read: Reader, big_endian: bool, bigtiff: bool, ifd0: int,
         return None
     descriptive, exif, gps = found
     return build_exif(e, descriptive, exif, gps)
+
+
+def exif_from_fd(fd: int, big_endian: bool, bigtiff: bool, ifd0: int) -> bytes | None:
+    """:func:`exif_from_tiff` on an open file; None also when it cannot be read."""
+    try:
+        size = os.fstat(fd).st_size
+        return exif_from_tiff(lambda offset, n: os.pread(fd, n, offset), big_endian, bigtiff,
+                              ifd0, size)
+    except (OSError, struct.error):
+        return None
 
 
 def _sub_ifds(read: Reader, e: str, bigtiff: bool, ifd0: int, size: int

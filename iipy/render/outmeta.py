@@ -1,4 +1,5 @@
-"""What an output says about itself besides its pixels: resolution and ICC.
+"""What an output says about itself besides its pixels: resolution, and the
+segments added to stored tiles.
 
 Resolution (:func:`density_for`) is scaled to what the output's pixels
 cover, so an export keeps the physical size of the part of the image it
@@ -15,7 +16,7 @@ density would cost a copy of every tile (about 1.3 µs for 20 kB).
 from __future__ import annotations
 
 from ..jpeg import markers
-from ..models import ImageInfo, Processing
+from ..models import ImageInfo
 from .encoders import Density
 
 #: a stored tile starting with one of these segments gets no JFIF APP0: it
@@ -48,17 +49,3 @@ def density_for(info: ImageInfo, native: int, scale: tuple[float, float], rotati
     if rotation in (90, 270):
         x, y = y, x
     return Density(x, y, info.resolution_unit)
-
-
-def icc_still_applies(icc: bytes, processing: Processing, bands: int) -> bool:
-    """An ICC profile describes the source colours: not after CMP, SHD, CTW or
-    COL (iipsrv's rule), nor when the output's band count does not match the
-    profile's colour space (a grey JPEG with an RGB profile is invalid)."""
-    if processing.colormap or processing.shade or processing.twist or processing.colour:
-        return False
-    space = icc[16:20]
-    if space == b"GRAY":
-        return bands in (1, 2)
-    if space == b"RGB ":
-        return bands in (3, 4)
-    return True

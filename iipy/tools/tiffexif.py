@@ -77,7 +77,7 @@ def source_exif(blob: bytes | None, source: Path) -> bytes | None:
     for a TIFF source (whose EXIF IFD libvips does not read), that IFD."""
     if blob:
         return blob.removeprefix(EXIF_HEADER)
-    from ..decoders.exif import exif_from_tiff
+    from ..decoders.exif import exif_from_fd
     from ..decoders.tiffdir import read_structure
 
     try:
@@ -86,8 +86,7 @@ def source_exif(blob: bytes | None, source: Path) -> bytes | None:
         return None
     try:
         structure = read_structure(fd)
-        return exif_from_tiff(lambda offset, n: os.pread(fd, n, offset), structure.big_endian,
-                              structure.bigtiff, structure.ifds[0].offset, os.fstat(fd).st_size)
+        return exif_from_fd(fd, structure.big_endian, structure.bigtiff, structure.ifds[0].offset)
     except Exception:  # noqa: BLE001 - not a TIFF we can read: no EXIF to carry
         return None
     finally:
