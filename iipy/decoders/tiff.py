@@ -57,7 +57,7 @@ from .tiffdir import (
     read_structure,
 )
 from .tiffinfo import check_level, check_samples
-from .tiffraw import RawTiles, lab8_to_float
+from .tiffraw import RawTiles, lab8_to_float, libvips_reads
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +96,14 @@ _VIPS_FORMAT = {
 
 
 def _default_max(fmt: SampleFormat, bits: int) -> float:
+    """The value a sample's maximum maps to 255: samples of up to 8 bits reach
+    the renderer as 0-255; 9-16 bits as stored, so 2^bits - 1 (iipsrv 1.3
+    knows only 12 and 16 and divides 10 and 14-bit data by 0)."""
     if fmt is SampleFormat.FLOAT:
         return 1.0
-    return {1: 255.0, 8: 255.0, 12: 4095.0, 16: 65535.0, 32: 4294967295.0}.get(bits, 255.0)
+    if bits <= 8:
+        return 255.0
+    return float((1 << bits) - 1) if bits <= 32 else 255.0
 
 
 class _LevelSource:
@@ -170,9 +175,10 @@ class TiffDecoder(Decoder):
         if not inside:
             raise CorruptImage("image has no tile inside the file")
         self.info = self._describe(first)
-        if self.info.colour_space is ColourSpace.CIELAB and self.info.bits == 8:
-            for source in kept:
-                source.raw = RawTiles(self._fd, source.ifd)
+        lab8 = self.info.colour_space is ColourSpace.CIELAB and self.info.bits == 8
+        for source in kept:
+            if lab8 or not libvips_reads(source.ifd):
+                source.raw = RawTiles(self._fd, source.ifd, structure.big_endian, lab=lab8)
 
     def _describe(self, first: IFD) -> ImageInfo:
         bits_all = first.ints(TAG_BITS) or (1,)
@@ -190,7 +196,9 @@ class TiffDecoder(Decoder):
             colour = ColourSpace.SRGB
         if photometric == 3:  # palette: pyvips expands it to RGB
             bands, bits = 3, 8
-        if (sample_format, max(bits, 8)) not in _NUMPY and bits != 1:
+        container = 8 if bits <= 8 else 16 if bits <= 16 else bits
+        if (sample_format, container) not in _NUMPY or (
+                container != bits and sample_format is not SampleFormat.UINT):
             raise UnsupportedImage(f"unsupported sample type ({bits}-bit {sample_format.value})")
         levels = tuple(
             Level(s.ifd.width, s.ifd.height, s.ifd.int(TAG_TILE_WIDTH), s.ifd.int(TAG_TILE_HEIGHT))
@@ -278,7 +286,8 @@ class TiffDecoder(Decoder):
 
         raw = self._levels[level].raw
         if raw is not None:
-            return lab8_to_float(raw.region(left, top, width, height))
+            pixels = raw.region(left, top, width, height)
+            return lab8_to_float(pixels) if self.info.colour_space is ColourSpace.CIELAB else pixels
         source = self._source(level)
         try:
             data = source.region.fetch(left, top, width, height)

@@ -34,7 +34,7 @@ MAX_TILE_PIXELS = 1 << 24
 #: Most samples (bands) a pixel may have: multispectral images have tens.
 MAX_SAMPLES = 64
 #: Sample sizes in bits that a decoder can deliver.
-BITS = (1, 2, 4, 8, 12, 16, 32, 64)
+BITS = (*range(1, 17), 32, 64)
 #: SampleFormat: 1 unsigned, 2 signed, 3 IEEE float, 4 undefined (read as unsigned).
 SAMPLE_FORMATS = (1, 2, 3, 4)
 #: A stored tile longer than this many times its raw size (plus a little) is a lie.
