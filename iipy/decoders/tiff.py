@@ -134,6 +134,20 @@ class TiffDecoder(Decoder):
     def can_read(cls, head: bytes) -> bool:
         return head[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+") or head[:3] == b"I I"
 
+    @classmethod
+    def open(cls, path: str, max_pixels: int) -> Decoder:
+        """A tiled TIFF opens here; an untiled one goes to the strip reader."""
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            tiled = read_structure(fd).ifds[0].tiled
+        finally:
+            os.close(fd)
+        if not tiled:
+            from .tiffflat import StripTiffDecoder
+
+            return StripTiffDecoder(path, max_pixels)
+        return cls(path)
+
     def __init__(self, path: str) -> None:
         self.path = path
         self._fd = os.open(path, os.O_RDONLY)
@@ -174,82 +188,14 @@ class TiffDecoder(Decoder):
             inside += check_level(source.ifd, size)
         if not inside:
             raise CorruptImage("image has no tile inside the file")
-        self.info = self._describe(first)
+        self.info = describe(first, tuple(
+            Level(s.ifd.width, s.ifd.height, s.ifd.int(TAG_TILE_WIDTH), s.ifd.int(TAG_TILE_HEIGHT))
+            for s in kept
+        ))
         lab8 = self.info.colour_space is ColourSpace.CIELAB and self.info.bits == 8
         for source in kept:
             if lab8 or not libvips_reads(source.ifd):
                 source.raw = RawTiles(self._fd, source.ifd, structure.big_endian, lab=lab8)
-
-    def _describe(self, first: IFD) -> ImageInfo:
-        bits_all = first.ints(TAG_BITS) or (1,)
-        bits = bits_all[0]
-        bands = first.int(TAG_SAMPLES, 1)
-        fmt_code = first.int(TAG_SAMPLE_FORMAT, 1)
-        formats = {2: SampleFormat.INT, 3: SampleFormat.FLOAT}
-        sample_format = formats.get(fmt_code, SampleFormat.UINT)
-        photometric = first.int(TAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK)
-        if photometric in PHOTOMETRIC_LAB:
-            colour = ColourSpace.CIELAB
-        elif photometric in (PHOTOMETRIC_MINISBLACK, PHOTOMETRIC_MINISWHITE):
-            colour = ColourSpace.BINARY if bits == 1 else ColourSpace.GREY
-        else:
-            colour = ColourSpace.SRGB
-        if photometric == 3:  # palette: pyvips expands it to RGB
-            bands, bits = 3, 8
-        container = 8 if bits <= 8 else 16 if bits <= 16 else bits
-        if (sample_format, container) not in _NUMPY or (
-                container != bits and sample_format is not SampleFormat.UINT):
-            raise UnsupportedImage(f"unsupported sample type ({bits}-bit {sample_format.value})")
-        levels = tuple(
-            Level(s.ifd.width, s.ifd.height, s.ifd.int(TAG_TILE_WIDTH), s.ifd.int(TAG_TILE_HEIGHT))
-            for s in self._levels
-        )
-        smin, smax = first.get(TAG_SMIN), first.get(TAG_SMAX)
-        mins = _per_band(smin, bands, 0.0)
-        default_max = _default_max(sample_format, bits)
-        maxs = tuple(v if v else default_max for v in _per_band(smax, bands, default_max))
-        unit_code = first.int(TAG_RES_UNIT, 2)
-        xres, yres = first.rational(TAG_X_RES), first.rational(TAG_Y_RES)
-        dpi = None
-        unit = {2: "in", 3: "cm"}.get(unit_code, "")
-        if xres and yres:
-            scale = {2: 1 / 0.0254, 3: 100.0}.get(unit_code, 1.0)
-            dpi = (xres * scale, yres * scale)
-        metadata = {
-            key: first.text(tag)
-            for key, tag in (
-                ("rights", TAG_COPYRIGHT),
-                ("creator", TAG_ARTIST),
-                ("description", TAG_DESCRIPTION),
-                ("date", TAG_DATETIME),
-                ("software", TAG_SOFTWARE),
-                ("title", TAG_DOCUMENT_NAME),
-                ("pagename", TAG_PAGE_NAME),
-                ("make", TAG_MAKE),
-                ("model", TAG_MODEL),
-            )
-            if first.text(tag)
-        }
-        stonits = first.rational(TAG_STONITS)
-        if stonits is not None:
-            metadata["scale"] = f"{stonits:g}"
-        icc = first.get(TAG_ICC)
-        xmp = first.get(TAG_XMP)
-        return ImageInfo(
-            format="tiff",
-            levels=levels,
-            bands=bands,
-            bits=bits,
-            sample_format=sample_format,
-            colour_space=colour,
-            min_values=mins,
-            max_values=maxs,
-            icc=icc if isinstance(icc, bytes) and icc else None,
-            xmp=xmp if isinstance(xmp, bytes) and xmp else None,
-            dpi=dpi,
-            resolution_unit=unit,
-            metadata=metadata,
-        )
 
     # -- pixels -----------------------------------------------------------
 
@@ -360,6 +306,76 @@ class TiffDecoder(Decoder):
             os.close(self._fd)
         except OSError:
             pass
+
+
+def describe(first: IFD, levels: tuple[Level, ...]) -> ImageInfo:
+    """The ImageInfo of a TIFF whose first directory is ``first`` (also used
+    for strip TIFFs, with synthesised levels)."""
+    bits_all = first.ints(TAG_BITS) or (1,)
+    bits = bits_all[0]
+    bands = first.int(TAG_SAMPLES, 1)
+    fmt_code = first.int(TAG_SAMPLE_FORMAT, 1)
+    formats = {2: SampleFormat.INT, 3: SampleFormat.FLOAT}
+    sample_format = formats.get(fmt_code, SampleFormat.UINT)
+    photometric = first.int(TAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK)
+    if photometric in PHOTOMETRIC_LAB:
+        colour = ColourSpace.CIELAB
+    elif photometric in (PHOTOMETRIC_MINISBLACK, PHOTOMETRIC_MINISWHITE):
+        colour = ColourSpace.BINARY if bits == 1 else ColourSpace.GREY
+    else:
+        colour = ColourSpace.SRGB
+    if photometric == 3:  # palette: pyvips expands it to RGB
+        bands, bits = 3, 8
+    container = 8 if bits <= 8 else 16 if bits <= 16 else bits
+    if (sample_format, container) not in _NUMPY or (
+            container != bits and sample_format is not SampleFormat.UINT):
+        raise UnsupportedImage(f"unsupported sample type ({bits}-bit {sample_format.value})")
+    smin, smax = first.get(TAG_SMIN), first.get(TAG_SMAX)
+    mins = _per_band(smin, bands, 0.0)
+    default_max = _default_max(sample_format, bits)
+    maxs = tuple(v if v else default_max for v in _per_band(smax, bands, default_max))
+    unit_code = first.int(TAG_RES_UNIT, 2)
+    xres, yres = first.rational(TAG_X_RES), first.rational(TAG_Y_RES)
+    dpi = None
+    unit = {2: "in", 3: "cm"}.get(unit_code, "")
+    if xres and yres:
+        scale = {2: 1 / 0.0254, 3: 100.0}.get(unit_code, 1.0)
+        dpi = (xres * scale, yres * scale)
+    metadata = {
+        key: first.text(tag)
+        for key, tag in (
+            ("rights", TAG_COPYRIGHT),
+            ("creator", TAG_ARTIST),
+            ("description", TAG_DESCRIPTION),
+            ("date", TAG_DATETIME),
+            ("software", TAG_SOFTWARE),
+            ("title", TAG_DOCUMENT_NAME),
+            ("pagename", TAG_PAGE_NAME),
+            ("make", TAG_MAKE),
+            ("model", TAG_MODEL),
+        )
+        if first.text(tag)
+    }
+    stonits = first.rational(TAG_STONITS)
+    if stonits is not None:
+        metadata["scale"] = f"{stonits:g}"
+    icc = first.get(TAG_ICC)
+    xmp = first.get(TAG_XMP)
+    return ImageInfo(
+        format="tiff",
+        levels=levels,
+        bands=bands,
+        bits=bits,
+        sample_format=sample_format,
+        colour_space=colour,
+        min_values=mins,
+        max_values=maxs,
+        icc=icc if isinstance(icc, bytes) and icc else None,
+        xmp=xmp if isinstance(xmp, bytes) and xmp else None,
+        dpi=dpi,
+        resolution_unit=unit,
+        metadata=metadata,
+    )
 
 
 def _passthrough(ifd: IFD) -> tuple[bytes | None, bool] | None:

@@ -34,6 +34,7 @@ from .tiffdir import (
     TAG_PREDICTOR,
     TAG_ROWS_PER_STRIP,
     TAG_SAMPLES,
+    TAG_STRIP_BYTE_COUNTS,
     TAG_STRIP_OFFSETS,
     TAG_TILE_BYTE_COUNTS,
     TAG_TILE_HEIGHT,
@@ -42,7 +43,6 @@ from .tiffdir import (
 )
 
 NONE, DEFLATE, ADOBE_DEFLATE, PACKBITS = 1, 32946, 8, 32773
-TAG_STRIP_BYTE_COUNTS = 279
 
 
 def libvips_reads(ifd: IFD) -> bool:

@@ -90,7 +90,8 @@ def _tiff_facts(path: str, report: Report) -> None:
     report.bits, report.bands = (first.ints(TAG_BITS) or (1,))[0], first.int(TAG_SAMPLES, 1)
     report.format = "bigtiff" if structure.bigtiff else "tiff"
     if not first.tiled:
-        report.problems.append("strip TIFF: not tiled, iipy cannot serve it")
+        report.problems.append("strip TIFF: not tiled, each level is decoded whole (slow; "
+                               "iipsrv cannot serve it)")
 
 
 def read_cod(path: str) -> dict[str, Any]:
