@@ -80,7 +80,7 @@ def write_tiff(
         (284, SHORT, [planar]),
     ]
     if smax is not None:
-        entries.append((281, SHORT, [smax] * bands))
+        entries.append((341, SHORT, [smax] * bands))  # SMaxSampleValue
     header = 8
     data_start = header
     offsets = []
