@@ -25,7 +25,7 @@ from .tiffdir import (
     TAG_STRIP_OFFSETS,
     read_structure,
 )
-from .tiffinfo import check_samples
+from .tiffinfo import check_samples, describe
 from .tiffraw import RawTiles, libvips_reads
 
 #: Level-0 pixels read at once when box-averaging raw strips.
@@ -41,8 +41,6 @@ class StripTiffDecoder(FlatDecoder):
         return False
 
     def _open(self) -> Any:
-        from .tiff import describe
-
         self._fd = os.open(self.path, os.O_RDONLY)
         try:
             structure = read_structure(self._fd)
