@@ -208,3 +208,18 @@ def test_every_protocol_serves_untiled_sources(app, sources, name):
     export = call(app, f"FIF={name}&WID=550&CVT=png")
     assert export.status == 200
     assert decode(export.body).shape[:2] == (350, 550)
+
+
+def test_progressive_jpeg_is_refused_when_its_coefficients_would_not_fit(sources, monkeypatch):
+    """A progressive JPEG holds 2 bytes a sample whatever is asked: 1100x700x3
+    needs 4.62 MB; with the bound set just under it, it is refused, while the
+    baseline file (decoded row by row) of the same size still opens."""
+    from iipy.decoders import flatvips
+    from iipy.errors import ImageTooLarge
+
+    monkeypatch.setattr(flatvips, "WHOLE_BYTES", 1100 * 700 * 3 * 2 - 1)
+    with pytest.raises(ImageTooLarge):
+        decoder_for(str(sources[0] / "progressive.jpg"))
+    decoder_for(str(sources[0] / "photo.jpg")).close()
+    monkeypatch.setattr(flatvips, "WHOLE_BYTES", 1100 * 700 * 3 * 2)
+    decoder_for(str(sources[0] / "progressive.jpg")).close()

@@ -7,21 +7,31 @@ pixels instead.  PNG has no reduced decode: a level is the full image
 box-averaged by 2^level.  Both are read sequentially, so a band costs the
 rows above it and nothing is held but the band.
 
+A progressive JPEG or interlaced PNG cannot be decoded row by row (libjpeg
+keeps all coefficients, libvips the whole PNG): one that would hold more
+than :data:`WHOLE_BYTES` is refused when opened.
+
 A truncated or damaged file is an error (``fail_on="truncated"``), not grey
 rows.  ICC profiles and XMP packets are reported in the ImageInfo.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 
-from ..errors import CorruptImage
+from ..errors import CorruptImage, ImageTooLarge
 from ..models import ColourSpace, ImageInfo
 from .flat import FlatDecoder, check_size, synthesised_levels
 
+log = logging.getLogger(__name__)
+
 _FORMATS = {"uchar": (np.uint8, 8), "ushort": (np.uint16, 16)}
+#: A progressive JPEG keeps every DCT coefficient (2 bytes a sample) while it
+#: decodes, an interlaced PNG every pixel: the most such a decode may hold.
+WHOLE_BYTES = 1 << 28
 
 
 class _VipsFlat(FlatDecoder):
@@ -43,6 +53,11 @@ class _VipsFlat(FlatDecoder):
         if image.format not in _FORMATS:
             raise CorruptImage(f"unsupported {self.format.upper()} sample type")
         self._dtype, bits = _FORMATS[image.format]
+        whole = _held_whole(image)
+        if whole > WHOLE_BYTES:
+            log.warning("refused: %s is progressive or interlaced and needs %d bytes held "
+                        "whole to decode", self.path, whole)
+            raise ImageTooLarge("progressive or interlaced image is too large to decode")
         self._cmyk = image.interpretation == "cmyk"
         bands = 3 if self._cmyk else image.bands
         colour = ColourSpace.GREY if bands <= 2 else ColourSpace.SRGB
@@ -118,6 +133,17 @@ class PngDecoder(_VipsFlat):
     @classmethod
     def can_read(cls, head: bytes) -> bool:
         return head[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _held_whole(image: Any) -> int:
+    """Bytes a decode of ``image`` holds whatever the band: 0 for baseline
+    JPEG and non-interlaced PNG, which libvips decodes row by row."""
+    progressive = image.get_typeof("jpeg-multiscan") and image.get("jpeg-multiscan")
+    interlaced = image.get_typeof("interlaced") and image.get("interlaced")
+    if not (progressive or interlaced):
+        return 0
+    per_sample = 2 if progressive else np.dtype(_FORMATS[image.format][0]).itemsize
+    return int(image.width) * int(image.height) * int(image.bands) * per_sample
 
 
 def _blob(image: Any, name: str) -> bytes | None:

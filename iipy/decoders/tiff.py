@@ -69,6 +69,10 @@ _VIPS_FORMAT = {
 }
 
 
+class Untiled(UnsupportedImage):
+    """The first directory is stored in strips (see :mod:`.tiffflat`)."""
+
+
 class _LevelSource:
     """Where one pyramid level lives in the file."""
 
@@ -99,17 +103,14 @@ class TiffDecoder(Decoder):
 
     @classmethod
     def open(cls, path: str, max_pixels: int) -> Decoder:
-        """A tiled TIFF opens here; an untiled one goes to the strip reader."""
-        fd = os.open(path, os.O_RDONLY)
+        """A tiled TIFF opens here; an untiled one goes to the strip reader
+        (the directory is read once for a tiled file, the common case)."""
         try:
-            tiled = read_structure(fd).ifds[0].tiled
-        finally:
-            os.close(fd)
-        if not tiled:
+            return cls(path)
+        except Untiled:
             from .tiffflat import StripTiffDecoder
 
             return StripTiffDecoder(path, max_pixels)
-        return cls(path)
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -126,7 +127,7 @@ class TiffDecoder(Decoder):
         structure = read_structure(self._fd)
         first = structure.ifds[0]
         if not first.tiled:
-            raise UnsupportedImage("image is not tiled")
+            raise Untiled("image is not tiled")
         sources = [_LevelSource(first, 0, -1)]
         subs = structure.subifds.get(0, [])
         if subs:
