@@ -283,3 +283,14 @@ def test_check_flags_a_tiled_tiff_without_levels(tmp_path):
     assert "serves, with problems" in result.stdout
     assert "too few levels: 1 of 5" in result.stdout
     assert f"fix: iipy convert {flat}" in result.stdout
+
+
+def test_check_says_a_plain_jpeg_is_served_slowly_and_how_to_convert_it(tmp_path):
+    import pyvips
+
+    path = tmp_path / "photo.jpg"
+    pyvips.Image.black(600, 400, bands=3).jpegsave(str(path))
+    result = iipy("check", str(path))
+    assert result.returncode == 0
+    assert "serves, with problems" in result.stdout and "untiled JPEG" in result.stdout
+    assert f"fix: iipy convert {path}" in result.stdout and ".jp2" not in result.stdout
