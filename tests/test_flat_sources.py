@@ -223,3 +223,15 @@ def test_progressive_jpeg_is_refused_when_its_coefficients_would_not_fit(sources
     decoder_for(str(sources[0] / "photo.jpg")).close()
     monkeypatch.setattr(flatvips, "WHOLE_BYTES", 1100 * 700 * 3 * 2)
     decoder_for(str(sources[0] / "progressive.jpg")).close()
+
+
+def test_a_cmyk_jpeg_is_served_as_srgb_without_its_cmyk_profile(tmp_path):
+    rgb = (70 + gradient(300, 200) // 2).astype(np.uint8)  # mid-tones: inside CMYK's gamut
+    vips_image(rgb).colourspace("cmyk").jpegsave(str(tmp_path / "cmyk.jpg"), Q=95)
+    decoder = decoder_for(str(tmp_path / "cmyk.jpg"))
+    try:
+        assert decoder.info.bands == 3 and decoder.info.icc is None
+        got = decoder.read_region(0, 0, 0, 300, 200).astype(np.float64)
+    finally:
+        decoder.close()
+    assert np.abs(got - rgb).mean() < 8  # through a CMYK round trip (libvips' profiles)

@@ -73,7 +73,8 @@ class _VipsFlat(FlatDecoder):
             colour_space=colour,
             min_values=(0.0,) * bands,
             max_values=(float((1 << bits) - 1),) * bands,
-            icc=_blob(image, "icc-profile-data"),
+            # a CMYK file's profile describes CMYK: the output is converted to sRGB
+            icc=None if self._cmyk else _blob(image, "icc-profile-data"),
             xmp=_blob(image, "xmp-data"),
             dpi=dpi,
             resolution_unit=unit if unit in ("in", "cm") else "",
