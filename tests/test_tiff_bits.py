@@ -114,6 +114,21 @@ def test_samples_reach_8_bits_as_the_spec_says(app, files, bits, layout, kind):
     assert error.max() <= (0 if bits < 8 else 1), (name, error.max())
 
 
+@pytest.mark.parametrize(("bits", "tile", "rows", "deflate"), [
+    (12, None, None, False),  # one strip for the whole image: read row range by row range
+    (12, None, None, True),   # one Deflate strip: inflated as a stream, the rows kept
+    (12, None, 7, True),
+    (4, 64, None, True),
+    (14, 64, None, False),
+])
+def test_one_strip_and_deflate_layouts(tmp_path, bits, tile, rows, deflate):
+    values = samples(bits, 3, bits)
+    write_tiff(str(tmp_path / "f.tif"), values, bits, tile=tile, rows_per_strip=rows,
+               deflate=deflate)
+    got = full_size(make_app(FILESYSTEM_PREFIX=f"{tmp_path}/"), "f.tif")
+    assert np.abs(got - expected(values, bits, 2)).max() <= (0 if bits < 8 else 1)
+
+
 def test_bits_per_channel_and_range_are_the_files(app):
     body = call(app, "FIF=b12-tiled-grey.tif&OBJ=Bits-per-channel&OBJ=Min-Max-sample-values").body
     assert b"Bits-per-channel:12" in body

@@ -42,13 +42,15 @@ def write_tiff(
     rows_per_strip: int | None = None,
     planar: int = 1,
     smax: int | None = None,
+    deflate: bool = False,
 ) -> None:
     """Write ``pixels`` ((h, w) or (h, w, bands) unsigned) as a TIFF.
 
     ``tile`` (a multiple of 16) makes it tiled, else it is stripped with
     ``rows_per_strip`` rows (default: all). ``planar`` 2 stores each band as
     its own plane of tiles/strips. 16-bit samples are little-endian
-    (the file is "II")."""
+    (the file is "II"). ``deflate`` compresses each tile/strip with zlib
+    (Compression 8)."""
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
     height, width, bands = pixels.shape
@@ -70,11 +72,15 @@ def write_tiff(
             for top in range(0, height, rps):
                 part = plane[top:top + rps]
                 chunks.append(pack_rows(part.reshape(part.shape[0], -1), bits))
+    if deflate:
+        import zlib
+
+        chunks = [zlib.compress(chunk, 6) for chunk in chunks]
     entries: list[tuple[int, int, list[int]]] = [
         (256, LONG, [width]),
         (257, LONG, [height]),
         (258, SHORT, [bits] * bands),
-        (259, SHORT, [1]),
+        (259, SHORT, [8 if deflate else 1]),
         (262, SHORT, [photometric]),
         (277, SHORT, [bands]),
         (284, SHORT, [planar]),

@@ -98,22 +98,26 @@ class RawTiles:
             raise CorruptImage("image has fewer tiles than its size needs")
         self.dtype = np.dtype(np.uint8 if self.bits <= 8 else np.uint16)
 
-    def _plane(self, index: int, samples: int) -> np.ndarray:
-        """One stored tile/strip of ``samples`` a pixel, (tile_h, tile_w, samples) unpacked."""
+    def _plane(self, index: int, samples: int, r0: int, r1: int) -> np.ndarray:
+        """Rows r0..r1 of one stored tile/strip of ``samples`` a pixel, unpacked
+        ((r1 - r0), tile_w, samples).  Only those rows are read (uncompressed) or
+        kept (Deflate, inflated as a stream): a one-strip image is not held whole."""
         count, offset = int(self.counts[index]), int(self.offsets[index])
         row_bytes = -(-self.tile_w * samples * self.bits // 8)
-        size = row_bytes * self.tile_h
+        start, end = r0 * row_bytes, r1 * row_bytes
         if count <= 0:  # sparse: nothing stored, zeros
-            data = bytes(size)
+            data = bytes(end - start)
+        elif self.compression == NONE:
+            data = os.pread(self.fd, max(0, min(count - start, end - start)), offset + start)
+        elif self.compression == PACKBITS:
+            size = row_bytes * self.tile_h
+            data = _unpackbits(os.pread(self.fd, min(count, 4 * size + 65536), offset), size)
+            data = data[start:end]
         else:
-            data = os.pread(self.fd, min(count, 4 * size + 65536), offset)
-            data = self._decompress(data, size)
-        if len(data) < size:
-            # the last strip may hold only the rows left in the image
-            if self.tile_w != self.width or len(data) % row_bytes:
-                raise CorruptImage("tile data is truncated")
-            data = data + bytes(size - len(data))
-        raw = np.frombuffer(data[:size], np.uint8).reshape(self.tile_h, row_bytes)
+            data = self._inflate(offset, count, start, end)
+        if len(data) < end - start:
+            raise CorruptImage("tile data is truncated")
+        raw = np.frombuffer(data, np.uint8).reshape(r1 - r0, row_bytes)
         count_values = self.tile_w * samples
         if self.bits == 8:
             values = raw
@@ -121,30 +125,48 @@ class RawTiles:
             values = raw.view(">u2" if self.big_endian else "<u2").astype(np.uint16)
         else:
             values = _unpack(raw, self.bits, count_values)
-        values = values[:, :count_values].reshape(self.tile_h, self.tile_w, samples)
+        values = values[:, :count_values].reshape(r1 - r0, self.tile_w, samples)
         if self.predictor == 2:  # horizontal differencing, per sample, wrapping
             values = np.cumsum(values, axis=1, dtype=values.dtype)
         return values
 
-    def _decompress(self, data: bytes, size: int) -> bytes:
+    def _inflate(self, offset: int, count: int, start: int, end: int) -> bytes:
+        """Bytes start..end of a Deflate stream, read and inflated in pieces
+        (never more than ``end`` bytes out: no Deflate bomb)."""
+        inflater = zlib.decompressobj()
+        out = bytearray()
+        produced = read = 0
+        pending = b""
         try:
-            if self.compression in (DEFLATE, ADOBE_DEFLATE):  # never more than the tile
-                return zlib.decompressobj().decompress(data, size)
+            while produced < end and not inflater.eof:
+                if not pending:
+                    if read >= count:
+                        break
+                    pending = os.pread(self.fd, min(1 << 20, count - read), offset + read)
+                    if not pending:
+                        break
+                    read += len(pending)
+                chunk = inflater.decompress(pending, min(1 << 22, end - produced))
+                pending = inflater.unconsumed_tail
+                skip = max(0, start - produced)
+                if skip < len(chunk):
+                    out += chunk[skip:]
+                produced += len(chunk)
         except zlib.error as exc:
             raise CorruptImage("tile data could not be decoded") from exc
-        if self.compression == PACKBITS:
-            return _unpackbits(data, size)
-        return data
+        return bytes(out)
 
-    def tile(self, column: int, row: int) -> np.ndarray:
-        """The whole stored (padded) tile, (tile_h, tile_w, bands), scaled and inverted."""
+    def tile(self, column: int, row: int, r0: int = 0, r1: int | None = None) -> np.ndarray:
+        """Rows r0..r1 (default: all) of a stored (padded) tile or strip,
+        (rows, tile_w, bands), scaled and inverted."""
+        r1 = self.tile_h if r1 is None else r1
         index = row * self.columns + column
         if self.planar:
             per_plane = self.columns * self.rows
-            values = np.concatenate(
-                [self._plane(band * per_plane + index, 1) for band in range(self.bands)], axis=2)
+            values = np.concatenate([self._plane(band * per_plane + index, 1, r0, r1)
+                                     for band in range(self.bands)], axis=2)
         else:
-            values = self._plane(index, self.bands)
+            values = self._plane(index, self.bands, r0, r1)
         top = (1 << self.bits) - 1
         if self.white:
             values = (top - values.astype(np.int32)).astype(values.dtype)
@@ -157,13 +179,11 @@ class RawTiles:
         for row in range(top // self.tile_h, (top + height - 1) // self.tile_h + 1):
             for column in range(left // self.tile_w, (left + width - 1) // self.tile_w + 1):
                 x0, y0 = column * self.tile_w, row * self.tile_h
-                tile = self.tile(column, row)
                 sx, sy = max(left, x0), max(top, y0)
                 ex = min(left + width, x0 + self.tile_w)
                 ey = min(top + height, y0 + self.tile_h)
-                out[sy - top : ey - top, sx - left : ex - left] = tile[
-                    sy - y0 : ey - y0, sx - x0 : ex - x0
-                ]
+                tile = self.tile(column, row, sy - y0, ey - y0)
+                out[sy - top : ey - top, sx - left : ex - left] = tile[:, sx - x0 : ex - x0]
         return out
 
 
