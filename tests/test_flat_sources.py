@@ -235,3 +235,19 @@ def test_a_cmyk_jpeg_is_served_as_srgb_without_its_cmyk_profile(tmp_path):
     finally:
         decoder.close()
     assert np.abs(got - rgb).mean() < 8  # through a CMYK round trip (libvips' profiles)
+
+
+@pytest.mark.parametrize("name", ["photo.jpg", "strip12.tif"])
+def test_processing_leaves_the_cached_band_untouched(sources, name):
+    """Bands are shared by every read: processing (contrast, gamma, inversion,
+    colour maps, rotation, convolution) works on copies, never on the cache
+    (the tile cache is off, so the last tile is cut from the band again)."""
+    app = make_app(FILESYSTEM_PREFIX=f"{sources[0]}/", MAX_IMAGE_CACHE_SIZE="0")
+    before = call(app, f"FIF={name}&PTL=1,0").body
+    for command in ("CNT=2", "GAM=1.6", "INV", "CMP=JET", "ROT=90", "CNV=sharpen",
+                    "COL=grey", "MINMAX=1:0,128"):
+        result = call(app, f"FIF={name}&{command}&PTL=1,0")
+        assert result.status == 200, (command, result.body[:200])
+    export = call(app, f"FIF={name}&INV&WID=300&CVT=png")
+    assert export.status == 200
+    assert call(app, f"FIF={name}&PTL=1,0").body == before

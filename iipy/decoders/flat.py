@@ -125,7 +125,8 @@ class FlatDecoder(Decoder):
     def band_rows(self, level: int) -> int:
         """Rows of level ``level`` a band holds: whole tile rows when they fit."""
         lv = self.info.levels[level]
-        per_row = lv.width * self.info.bands * (2 if self.info.bits > 8 else 1)
+        bits = self.info.bits
+        per_row = lv.width * self.info.bands * (1 if bits <= 8 else 2 if bits <= 16 else bits // 8)
         rows = max(1, BAND_BYTES // max(1, per_row))
         if rows >= TILE:
             rows -= rows % TILE
@@ -139,6 +140,7 @@ class FlatDecoder(Decoder):
             top = index * rows
             band = self._decode(level, top, min(rows, lv.height - top))
             FlatDecoder.decodes += 1
+            band.flags.writeable = False  # shared by every read of the band
             bands_cache.put(key, band)
         return band
 
