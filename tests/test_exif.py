@@ -7,6 +7,7 @@ reader (tests/metaread.py) and with Pillow's."""
 from __future__ import annotations
 
 import io
+import json
 import struct
 
 import numpy as np
@@ -222,3 +223,29 @@ def test_mutated_exif_never_raises_and_stays_bounded(flips, cut):
         if found is not None:
             assert len(found) <= MAX_EXIF
     exif_metadata(blob)
+
+
+@pytest.mark.parametrize("kind", ["jpg", "png", "strips.tif"])
+def test_plain_sources_exif_reaches_exports_and_obj_metadata(tmp_path, kind):
+    """A plain JPEG's APP1 EXIF (read from the file's markers), a PNG's eXIf and a strip
+    TIFF's EXIF IFD go into exports; the EXIF's IFD0 text fills OBJ=metadata (JPEG, PNG)."""
+    from metafixtures import add_exif
+
+    blob = build_exif(">", [(271, 2, 9, b"Cam\xe9ra\0\0\0"), (315, 2, 4, b"Ann\0")],
+                      [(34855, 3, 1, b"\0\x64")], [])
+    pixels = np.zeros((300, 400, 3), np.uint8)
+    path = tmp_path / f"photo.{kind}"
+    if kind == "strips.tif":
+        Image.fromarray(pixels).save(path, "TIFF")
+        add_exif(path)
+        blob = decoder_for(str(path)).info.exif
+        assert exif_fields(blob)["exif"][34855][2] == struct.pack("<H", 200)  # fixture's ISO
+    else:
+        Image.fromarray(pixels).save(path, "JPEG" if kind == "jpg" else "PNG",
+                                     exif=b"Exif\0\0" + blob)
+        assert decoder_for(str(path)).info.exif == blob
+    app = make_app(FILESYSTEM_PREFIX=f"{tmp_path}/")
+    assert jpeg_exif(call(app, f"FIF={path.name}&WID=200&CVT=jpeg").body) == blob
+    if kind != "strips.tif":
+        data = json.loads(call(app, f"FIF={path.name}&OBJ=metadata").body)
+        assert data == {"make": "Cam\u00e9ra", "creator": "Ann"}  # Latin-1, NULs: valid JSON

@@ -72,6 +72,16 @@ def exif_from_jpeg(head: bytes) -> bytes | None:
     return None
 
 
+def exif_block(data: bytes | None) -> bytes | None:
+    """An EXIF block as a container holds it (PNG eXIf, a JPEG 2000 UUID box,
+    libvips' ``exif-data``): with or without the "Exif\\0\\0" lead-in, kept
+    when it is a TIFF structure that fits one APP1 segment."""
+    if not data:
+        return None
+    data = data.removeprefix(EXIF_HEADER)
+    return data if _tiff_header(data) and len(data) <= MAX_EXIF else None
+
+
 def _tiff_header(blob: bytes) -> bool:
     return blob[:4] in (b"II*\0", b"MM\0*") and len(blob) >= 8
 

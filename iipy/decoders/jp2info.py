@@ -23,8 +23,8 @@ from typing import Any
 from uuid import UUID
 
 from ..errors import CorruptImage, UnsupportedImage
-from ..jpeg.markers import EXIF_HEADER, MAX_EXIF
 from ..models import ColourSpace, ImageInfo, Level, SampleFormat
+from .exif import exif_block
 
 #: The virtual tile grid iipsrv serves JPEG 2000 on, every level.
 TILE = 256
@@ -187,7 +187,8 @@ def describe(jp2: Any) -> Structure:
     )
     dpi = _resolution(jp2)
     exif = next(
-        (_exif(bytes(box.raw_data)) for box in _boxes(jp2, "uuid") if box.uuid == EXIF_UUID),
+        (exif_block(bytes(box.raw_data)) for box in _boxes(jp2, "uuid")
+         if box.uuid == EXIF_UUID),
         None,
     )
     info = ImageInfo(
@@ -207,12 +208,6 @@ def describe(jp2: Any) -> Structure:
         quality_layers=max(1, int(cod.layers)),
     )
     return Structure(info, real, origin, end, one_bit)
-
-
-def _exif(data: bytes) -> bytes | None:
-    """An EXIF UUID box's TIFF structure (with or without the "Exif\\0\\0" lead-in)."""
-    data = data.removeprefix(EXIF_HEADER)
-    return data if data[:4] in (b"II*\0", b"MM\0*") and len(data) <= MAX_EXIF else None
 
 
 def layers_to_decode(requested: int, available: int) -> int:
