@@ -16,6 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..errors import NotFound
 from ..models import ImageInfo
 
 
@@ -74,6 +75,17 @@ class Decoder(ABC):
 
         Called between the pieces of a read too big to keep cached
         (:mod:`iipy.render.limits`), so memory stays bounded by one piece."""
+
+    @property
+    def pages(self) -> int:
+        """Number of pages (a stack's images); 1 for a single image."""
+        return 1
+
+    def page(self, number: int) -> Decoder:
+        """The decoder of page ``number`` (0-based); a single image has only page 0."""
+        if number == 0:
+            return self
+        raise NotFound(f"no page {number}")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release file handles."""
