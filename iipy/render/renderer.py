@@ -27,7 +27,7 @@ from ..decoders import Decoder, decoder_for
 from ..decoders.base import quality_layers
 from ..errors import IIPyError, NotFound
 from ..jpeg import markers, markjpeg
-from ..models import ImageInfo, OutputFormat, Processing, View
+from ..models import ImageInfo, OutputFormat, Probe, Processing, View
 from ..settings import Settings
 from . import limits, resample
 from .cache import LRUCache
@@ -35,6 +35,7 @@ from .encoders import encode
 from .export import STRIP_PIXELS, RegionJob, finish_colour, render_region
 from .geometry import choose_level, region_box
 from .record import ImageRecord
+from .samples import SampleReads
 from .status import RendererStatus
 from .tilecache import SharedTiles
 from .transforms import flatten_for, histogram, orient, rotate_arbitrary, to_8bit
@@ -57,7 +58,7 @@ class _Entry:
         self.histogram: np.ndarray | None = None
 
 
-class Renderer(RendererStatus):
+class Renderer(RendererStatus, SampleReads):
     def __init__(self, settings: Settings, rng: RandomSource | None = None) -> None:
         """``rng`` is the watermark's random source (default: a ``random.Random``
         seeded from ``os.urandom`` in each process, so forked workers differ)."""
@@ -115,7 +116,7 @@ class Renderer(RendererStatus):
         """
         return self._entry(path, st).record
 
-    def _entry_for(self, view: View) -> _Entry:
+    def _entry_for(self, view: View | Probe) -> _Entry:
         """The open image a View was made against, reopened if it changed since."""
         if view.stamp:
             entry = self._images.get(view.path)

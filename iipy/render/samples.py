@@ -1,0 +1,137 @@
+"""Raw sample values of a small box, for IIP SPECTRA (one pixel) and PFL (a
+line of pixels): what the decoder stored, in its sample type, for every
+band and, in a stack, every page (``Decoder.pages`` / ``Decoder.page``).
+
+Nothing is processed, reduced to 8 bits, cached or encoded.  A line across
+a huge level is read tile by tile, so only the tiles it crosses are decoded
+and the decoder's caches are dropped (``Decoder.release``) whenever more
+than :data:`~iipy.render.limits.WORKING_PIXELS` have been decoded since the
+last drop: memory is the answer plus one working set, whatever the level's
+size.  The pixels a request would decode (whole tiles, on every page) are
+bounded by MAX_SOURCE_PIXELS before anything is read.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from ..decoders import Decoder
+from ..decoders.base import quality_layers
+from ..errors import BadRequest, ImageTooLarge, NotFound
+from ..models import ImageInfo, Level, Probe
+from ..settings import Settings
+from .limits import WORKING_PIXELS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .renderer import _Entry
+
+log = logging.getLogger(__name__)
+
+
+class PageSamples(NamedTuple):
+    """One page's samples: its number (0 for a single image), what its decoder
+    says of it (bands, sample type, metadata such as a stack page's name) and
+    the box's pixels, shape (height, width, bands)."""
+
+    number: int
+    info: ImageInfo
+    pixels: np.ndarray
+
+
+class SampleReads:
+    """Mixed into Renderer, which opens images (``_entry_for``)."""
+
+    settings: Settings
+
+    def _entry_for(self, view: Probe) -> _Entry:  # pragma: no cover - Renderer's
+        raise NotImplementedError
+
+    def samples(self, probe: Probe) -> list[PageSamples]:
+        """The box's raw samples on every page of the image (one for a single image).
+
+        NotFound for a resolution the image (or a page) lacks, BadRequest for a
+        box outside the level or more values than ``probe.max_values``,
+        ImageTooLarge past MAX_SOURCE_PIXELS; all before anything is decoded."""
+        decoder = self._entry_for(probe).decoder
+        count = decoder.pages
+        pages = [decoder.page(n) for n in range(count)] if count > 1 else [decoder]
+        natives = [_level(page.info, probe) for page in pages]
+        values = probe.box[2] * probe.box[3] * sum(page.info.bands for page in pages)
+        if values > probe.max_values:
+            raise BadRequest(f"the answer would hold {values} values, more than the "
+                             f"{probe.max_values} one request may")
+        cost = sum(tiles_pixels(page.info.levels[native], probe.box)
+                   for page, native in zip(pages, natives, strict=True))
+        limit = self.settings.max_source_pixels
+        if cost > limit:
+            log.warning("refused: %s needs %d source pixels for one request "
+                        "(MAX_SOURCE_PIXELS=%d)", probe.path, cost, limit)
+            raise ImageTooLarge(f"samples need {cost} source pixels, more than this server "
+                                f"decodes for one request ({limit})")
+        budget = _Budget()
+        out = []
+        for number, (page, native) in enumerate(zip(pages, natives, strict=True)):
+            layers = {}
+            if page.info.quality_layers:
+                wanted = quality_layers(probe.layers, self.settings.max_layers)
+                layers = {"layers": wanted} if wanted else {}
+            out.append(PageSamples(number, page.info,
+                                   read_box(page, native, probe.box, layers, budget)))
+        return out
+
+
+def _level(info: ImageInfo, probe: Probe) -> int:
+    """The native level of the probe's resolution, the box checked against it."""
+    if not 0 <= probe.resolution < info.resolutions:
+        raise NotFound(f"resolution {probe.resolution} does not exist")
+    native, level = info.level_for_resolution(probe.resolution)
+    left, top, width, height = probe.box
+    if (left < 0 or top < 0 or width < 1 or height < 1
+            or left + width > level.width or top + height > level.height):
+        raise BadRequest(f"{left},{top} {width}x{height} is outside the "
+                         f"{level.width}x{level.height} resolution {probe.resolution}")
+    return native
+
+
+def tiles_pixels(level: Level, box: tuple[int, int, int, int]) -> int:
+    """Pixels of the whole tiles ``box`` crosses (what decoding it costs)."""
+    left, top, width, height = box
+    columns = (left + width - 1) // level.tile_width - left // level.tile_width + 1
+    rows = (top + height - 1) // level.tile_height - top // level.tile_height + 1
+    return columns * rows * level.tile_width * level.tile_height
+
+
+class _Budget:
+    """Pixels decoded since the decoders' caches were last dropped."""
+
+    def __init__(self) -> None:
+        self.decoded = 0
+
+    def spend(self, decoder: Decoder, pixels: int) -> None:
+        self.decoded += pixels
+        if self.decoded >= WORKING_PIXELS:
+            decoder.release()
+            self.decoded = 0
+
+
+def read_box(decoder: Decoder, native: int, box: tuple[int, int, int, int],
+             layers: dict[str, int], budget: _Budget) -> np.ndarray:
+    """The box's pixels, read one tile's part at a time."""
+    left, top, width, height = box
+    level = decoder.info.levels[native]
+    tw, th = level.tile_width, level.tile_height
+    out: np.ndarray | None = None
+    for y in range(top - top % th, top + height, th):
+        y0, y1 = max(y, top), min(y + th, top + height)
+        for x in range(left - left % tw, left + width, tw):
+            x0, x1 = max(x, left), min(x + tw, left + width)
+            piece = decoder.read_region(native, x0, y0, x1 - x0, y1 - y0, **layers)
+            if out is None:
+                out = np.empty((height, width, piece.shape[2]), piece.dtype)
+            out[y0 - top:y1 - top, x0 - left:x1 - left] = piece
+            budget.spend(decoder, tw * th)
+    assert out is not None
+    return out
