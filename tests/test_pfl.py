@@ -246,3 +246,20 @@ def test_without_an_image_is_iip_error_1_3(app):
     # iipsrv 1.1 crashes (PFL does not check for an image)
     result = call(app, "PFL=3:1,1-5,1")
     assert (result.status, result.body) == (400, b"Error/4:1 3 \r\n")
+
+
+# -- JPEG 2000 --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bands,dtype", [(1, "uint16"), (3, "uint8"), (1, "int16")])
+def test_jpeg2000_lossless_line(tmp_path, bands, dtype):
+    from images import jp2_pattern_array, make_jp2
+
+    make_jp2(tmp_path / "line.jp2", 600, 400, bands=bands, dtype=dtype, tile=256)
+    array = jp2_pattern_array(600, 400, bands, dtype)
+    app = make_app(FILESYSTEM_PREFIX=f"{tmp_path}/")
+    full = int(call(app, "FIF=line.jp2&OBJ=Resolution-number").body.split(b":")[1]) - 1
+    result = call(app, f"FIF=line.jp2&PFL={full}:0,123-600,123")
+    assert result.body == body(profile_values(array[123:124]))
+    result = call(app, f"FIF=line.jp2&PFL={full}:300,0-300,400")
+    assert result.body == body(profile_values(array[:, 300:301]))
