@@ -34,6 +34,7 @@ IMAGES = {
     "grey32": ("uint32", 1),
     "int32": ("int32", 1),
     "float32": ("float32", 1),
+    "char8": ("int8", 1),
     "rgb8": ("uint8", 3),
     "rgba16": ("uint16", 4),
     "six16": ("uint16", 6),

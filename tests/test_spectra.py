@@ -33,6 +33,7 @@ IMAGES = {
     "grey32": ("uint32", 1),
     "int32": ("int32", 1),
     "float32": ("float32", 1),
+    "char8": ("int8", 1),
     "rgb8": ("uint8", 3),
     "rgb16": ("uint16", 3),
     "rgba8": ("uint8", 4),
