@@ -222,13 +222,12 @@ class Probe:
     """Raw samples one request reads (IIP SPECTRA and PFL): the box
     ``(left, top, width, height)`` of IIP resolution ``resolution`` (0 = the
     smallest), of every page of a stack or of the one image, in the file's
-    sample type and without any processing.  ``stamp`` and ``layers`` are as
-    in :class:`View`; ``max_values`` bounds the samples (pixels × bands ×
-    pages) the answer may hold."""
+    sample type and without any processing.  ``layers`` is as in
+    :class:`View`; ``max_values`` bounds the samples (pixels × bands × pages)
+    the answer may hold."""
 
     path: str
     resolution: int
     box: tuple[int, int, int, int]
-    stamp: tuple[int, ...] = ()
     layers: int = 0
     max_values: int = 1 << 20

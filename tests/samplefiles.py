@@ -126,28 +126,45 @@ class ListStackDecoder(Decoder):
     def can_read(cls, head: bytes) -> bool:
         return head.startswith(STACK_MAGIC)
 
+    #: page decoders handed out and not closed yet (a leak is a test failure)
+    open_pages: set[int] = set()
+
     def __init__(self, path: str) -> None:
         lines = Path(path).read_bytes()[len(STACK_MAGIC):].decode().splitlines()
         folder = os.path.dirname(path)
-        self._pages = [TiffDecoder(os.path.join(folder, line)) for line in lines if line]
-        self.info = self._pages[0].info
-        self.released = 0
+        self._files = [os.path.join(folder, line) for line in lines if line]
+        self._first = TiffDecoder(self._files[0])
+        self.info = self._first.info
 
     @property
     def pages(self) -> int:
-        return len(self._pages)
+        return len(self._files)
 
     def page(self, number: int) -> Decoder:
-        if 0 <= number < len(self._pages):
-            return self._pages[number]
-        raise NotFound(f"no page {number}")
+        """Page 0 is this decoder; others are new decoders the caller closes
+        (as the TIFF decoder's pages, each with a file handle of its own)."""
+        if number == 0:
+            return self
+        if not 0 < number < len(self._files):
+            raise NotFound(f"no page {number}")
+        page = TiffDecoder(self._files[number])
+        ListStackDecoder.open_pages.add(id(page))
+        original = page.close
+
+        def close() -> None:
+            ListStackDecoder.open_pages.discard(id(page))
+            original()
+        page.close = close  # type: ignore[method-assign]
+        return page
 
     def read_region(self, level, left, top, width, height, layers=0):
-        return self._pages[0].read_region(level, left, top, width, height)
+        return self._first.read_region(level, left, top, width, height)
+
+    def release(self) -> None:
+        self._first.release()
 
     def close(self) -> None:
-        for page in self._pages:
-            page.close()
+        self._first.close()
 
 
 def write_stack(path: Path, pages: list[Path]) -> Path:

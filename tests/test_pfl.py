@@ -13,6 +13,7 @@ import json
 import numpy as np
 import pytest
 from samplefiles import (
+    ListStackDecoder,
     level_array,
     name_page,
     profile_values,
@@ -132,7 +133,8 @@ def stacks(tmp_path, monkeypatch):
     name_page(grey_files[1], "scaled", scale=0.0125)
     write_stack(tmp_path / "rgb.stack", rgb_files)
     write_stack(tmp_path / "grey.stack", grey_files)
-    return make_app(FILESYSTEM_PREFIX=f"{tmp_path}/"), rgb, grey
+    yield make_app(FILESYSTEM_PREFIX=f"{tmp_path}/"), rgb, grey
+    assert not ListStackDecoder.open_pages  # every page decoder handed out was closed
 
 
 def test_rgb_stack_every_page_has_its_own_bands(stacks):

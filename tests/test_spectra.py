@@ -14,6 +14,7 @@ import pytest
 from samplefiles import (
     TILE,
     WIDTH,
+    ListStackDecoder,
     level_array,
     name_page,
     random_array,
@@ -139,7 +140,8 @@ def stacks(tmp_path, monkeypatch):
     write_stack(tmp_path / "grey.stack", grey_files)
     write_stack(tmp_path / "rgb.stack", rgb_files)
     app = make_app(FILESYSTEM_PREFIX=f"{tmp_path}/")
-    return app, grey, rgb
+    yield app, grey, rgb
+    assert not ListStackDecoder.open_pages  # every page decoder handed out was closed
 
 
 def test_stack_gives_a_point_per_page_named_by_document_name(stacks):

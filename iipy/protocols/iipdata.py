@@ -12,7 +12,7 @@
       </spectra>
 
   one point per band of a single image (NAME the band number), per page of
-  a stack (NAME the page's DocumentName, else its number) or per horizontal
+  a stack (NAME the page's DocumentName, else its PageName, else its number) or per horizontal
   view of an image sequence (NAME the angle).  A page or view with several
   bands gives a point per band, each with a ``<band>`` element after the
   wavelength.  Values as iipsrv 1.3 computes them: 8 and 16-bit samples
@@ -140,11 +140,11 @@ def read_series(renderer: Renderer, sources: Iterable[Source], resolution: int,
     out: list[Series] = []
     room = MAX_VALUES
     for name, record in sources:
-        pages = renderer.samples(Probe(record.path, resolution, box, record.stamp, layers,
-                                       max_values=room))
+        pages = renderer.samples(Probe(record.path, resolution, box, layers, room))
         for page in pages:
             if len(pages) > 1 or name is None:
-                label = page.info.metadata.get("title") or str(page.number)
+                meta = page.info.metadata  # DocumentName, else PageName (as OBJ=stack)
+                label = meta.get("title") or meta.get("pagename") or str(page.number)
             else:
                 label = name
             out.append(Series(label, page.info, page.pixels))

@@ -27,7 +27,7 @@ from ..decoders import Decoder, decoder_for
 from ..decoders.base import quality_layers
 from ..errors import IIPyError, NotFound
 from ..jpeg import markers, markjpeg
-from ..models import ImageInfo, OutputFormat, Probe, Processing, View
+from ..models import ImageInfo, OutputFormat, Processing, View
 from ..settings import Settings
 from . import limits, resample
 from .cache import LRUCache
@@ -116,7 +116,7 @@ class Renderer(RendererStatus, SampleReads):
         """
         return self._entry(path, st).record
 
-    def _entry_for(self, view: View | Probe) -> _Entry:
+    def _entry_for(self, view: View) -> _Entry:
         """The open image a View was made against, reopened if it changed since."""
         if view.stamp:
             entry = self._images.get(view.path)

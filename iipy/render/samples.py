@@ -42,11 +42,11 @@ class PageSamples(NamedTuple):
 
 
 class SampleReads:
-    """Mixed into Renderer, which opens images (``_entry_for``)."""
+    """Mixed into Renderer, which opens images (``_entry``)."""
 
     settings: Settings
 
-    def _entry_for(self, view: Probe) -> _Entry:  # pragma: no cover - Renderer's
+    def _entry(self, path: str) -> _Entry:  # pragma: no cover - Renderer's
         raise NotImplementedError
 
     def samples(self, probe: Probe) -> list[PageSamples]:
@@ -54,10 +54,20 @@ class SampleReads:
 
         NotFound for a resolution the image (or a page) lacks, BadRequest for a
         box outside the level or more values than ``probe.max_values``,
-        ImageTooLarge past MAX_SOURCE_PIXELS; all before anything is decoded."""
-        decoder = self._entry_for(probe).decoder
-        count = decoder.pages
-        pages = [decoder.page(n) for n in range(count)] if count > 1 else [decoder]
+        ImageTooLarge past MAX_SOURCE_PIXELS; all before anything is decoded.
+        The decoders ``Decoder.page`` hands out for other pages are closed
+        when read (each may hold a file handle of its own)."""
+        decoder = self._entry(probe.path).decoder
+        pages = [decoder]
+        try:
+            pages += [decoder.page(n) for n in range(1, decoder.pages)]
+            return self._read_pages(probe, pages)
+        finally:
+            for page in pages[1:]:
+                if page is not decoder:
+                    page.close()
+
+    def _read_pages(self, probe: Probe, pages: list[Decoder]) -> list[PageSamples]:
         natives = [_level(page.info, probe) for page in pages]
         values = probe.box[2] * probe.box[3] * sum(page.info.bands for page in pages)
         if values > probe.max_values:
