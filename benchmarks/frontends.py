@@ -49,6 +49,7 @@ from servers import (  # noqa: E402
 from servers_nginx import start_memcached, start_nginx  # noqa: E402
 
 PROCESSES = 2
+KEEPALIVE = 16  # nginx/iipy.conf's upstream keepalive
 IIIF_MOUNT = "/iiif"
 
 
@@ -117,10 +118,10 @@ def start_setups(image: run.BenchImage, warm: bool, memcached: str, mc_pid: int,
     owned: list = []
     setups: dict[str, Setup] = {}
     mc = [mc_pid] if warm else []
-    # as shipped (nginx/iipy.conf): FastCGI keep-alive with a pool per worker process
-    variants = [("iipy/nginx", os.environ.get("PYTHONPATH", ""), PROCESSES)]
+    # as shipped (nginx/iipy.conf): FastCGI keep-alive, 16 idle connections kept
+    variants = [("iipy/nginx", os.environ.get("PYTHONPATH", ""), KEEPALIVE)]
     if args.keepalive_tree:  # another checkout's iipy, to compare loops
-        variants.append(("iipy/nginx keep-alive", args.keepalive_tree, PROCESSES))
+        variants.append(("iipy/nginx keep-alive", args.keepalive_tree, KEEPALIVE))
     for label, path, keepalive in variants:
         iipy_env = iipy_environment({**base, **cache, "LOGFILE": str(workdir / "nginx.log")})
         iipy_env["PYTHONPATH"] = os.pathsep.join(filter(None, [path, iipy_env["PYTHONPATH"]]))
