@@ -83,6 +83,9 @@ class ImageInfo:
     resolution_unit: str = ""  # "in", "cm" or "" as stored in the file
     metadata: Mapping[str, str] = field(default_factory=dict)
     quality_layers: int = 0
+    #: a multi-page stack's pages, (name, scale) each, in page order (OBJ=stack); () for
+    #: a single image.  Every page's ImageInfo carries the whole stack.
+    stack: tuple[tuple[str, float], ...] = ()
 
     @property
     def width(self) -> int:
@@ -199,6 +202,8 @@ class View:
     given).  ``compression`` is the TIFF compression asked for with
     ``QLT=<compression>:<quality>`` (:data:`TIFF_COMPRESSIONS` codes; -1 =
     TIFF_COMPRESSION), part of the View so the tile cache keeps them apart.
+    ``page`` is the page of a multi-page stack (IIP SDS, IIIF_DELIMITER); it is
+    part of every cache key, so one page is never served for another.
     """
 
     path: str
@@ -211,6 +216,7 @@ class View:
     stamp: tuple[int, ...] = ()
     layers: int = 0
     compression: int = -1
+    page: int = 0
 
 
 #: TIFF output compressions by iipsrv's QLT/TIFF_COMPRESSION codes

@@ -64,7 +64,7 @@ for p in $packages; do
 done
 if [ -n "$missing" ]; then
   echo "installing Debian packages:$missing"
-  $sudo apt-get -o DPkg::Lock::Timeout=900 update -qq
+  $sudo apt-get update -qq -o DPkg::Lock::Timeout=900
   # No services started by package scripts (the tests start their own on free ports): a
   # policy-rc.d that refuses, for the duration of apt-get only. An existing one (a container's,
   # an administrator's) is put back afterwards, also when apt-get fails.
@@ -84,7 +84,7 @@ if [ -n "$missing" ]; then
   trap restore_policy EXIT
   printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
   $sudo chmod +x "$policy"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends $missing
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -o DPkg::Lock::Timeout=900 -y -qq --no-install-recommends $missing
   restore_policy
   trap - EXIT
 fi

@@ -133,6 +133,28 @@ def huge_ifd_chain() -> bytes:
     return bytes(out)
 
 
+def shared_tag_data(directories: int = 100, size: int = 4 << 20) -> bytes:
+    """A chain of ``directories`` tiled directories whose XMP tags all point at the
+    same ``size`` bytes: 400 MB of tag data claimed by a 4 MB file (a stack of
+    pages sharing one huge table)."""
+    out = bytearray(b"II*\x00\0\0\0\0") + bytes(size)
+    fields = [(256, LONG, 256), (257, LONG, 256), (258, SHORT, 8), (259, SHORT, 1),
+              (262, SHORT, 1), (277, SHORT, 1), (322, LONG, 256), (323, LONG, 256),
+              (324, LONG, 8), (325, LONG, 65536)]
+    ifd_size = 2 + 12 * (len(fields) + 1) + 4
+    first = len(out)
+    for n in range(directories):
+        out += struct.pack("<H", len(fields) + 1)
+        for tag, typ, value in fields:
+            out += struct.pack("<HHI", tag, typ, 1) + struct.pack(
+                "<" + _SIZES[typ][0], value).ljust(4, b"\0")
+        out += struct.pack("<HHII", 700, UNDEFINED, size, 8)
+        nxt = first + (n + 1) * ifd_size if n + 1 < directories else 0
+        out += struct.pack("<I", nxt)
+    out[4:8] = struct.pack("<I", first)
+    return bytes(out)
+
+
 def png_bytes() -> bytes:
     """A real PNG (to be named .tif)."""
     import io
@@ -269,6 +291,7 @@ HOSTILE: dict[str, tuple[str, Callable[[Path], bytes]]] = {
     "ifd_self_loop": ("loop1.tif", lambda p: ifd_self_loop()),
     "ifd_two_loop": ("loop2.tif", lambda p: ifd_two_loop()),
     "ifd_chain_20000": ("chain.tif", lambda p: huge_ifd_chain()),
+    "tag_data_shared_100x": ("shared.tif", lambda p: shared_tag_data()),
     "ifd_past_eof": ("ifdeof.tif", lambda p: b"II*\x00" + struct.pack("<I", 1 << 30) + bytes(8)),
     "tile_offsets_past_eof": ("tileeof.tif", _past_eof),
     "tile_count_huge": ("tilecount.tif", lambda p: tiled(

@@ -138,9 +138,17 @@ def tiffdir(data: bytes) -> None:
         except IIPyError:
             return
         try:
-            TiffDecoder(f"/proc/self/fd/{fd}").close()
+            decoder = TiffDecoder(f"/proc/self/fd/{fd}")
         except IIPyError:
-            pass
+            return
+        try:
+            for number in range(1, min(decoder.pages, 8)):  # a stack's pages
+                try:
+                    decoder.page(number).close()
+                except IIPyError:
+                    pass
+        finally:
+            decoder.close()
     finally:
         os.close(fd)
 
@@ -190,6 +198,11 @@ def seeds(target: str, directory: Path) -> list[bytes]:
 
         for name in ("ifd_two_loop", "sample_format_7", "tile_zero"):
             found.append(hostile.HOSTILE[name][1](directory / name))
+        from stacks import make_stack, many_pages_tiff
+
+        found.append(many_pages_tiff(4, {1: 0, 2: "self"}))  # a stack whose SubIFDs loop
+        found.append(make_stack(directory / "seed_stack.tif", 64, 48, pages=3, tile=16,
+                                compression="deflate").read_bytes())
     elif target == "j2kcheck":
         path = directory / "seed.jp2"
         make_jp2(path, 64, 48)

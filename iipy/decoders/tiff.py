@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CorruptImage, UnsupportedImage
+from ..errors import CorruptImage, NotFound, UnsupportedImage
 from ..jpeg import splice
 from ..models import ColourSpace, ImageInfo, Level, SampleFormat
 from .base import Decoder
@@ -27,19 +27,16 @@ from .tiffdir import (
     IFD,
     TAG_ARTIST,
     TAG_BITS,
-    TAG_COMPRESSION,
     TAG_COPYRIGHT,
     TAG_DATETIME,
     TAG_DESCRIPTION,
     TAG_DOCUMENT_NAME,
     TAG_ICC,
-    TAG_JPEG_TABLES,
     TAG_MAKE,
     TAG_MODEL,
     TAG_NEW_SUBFILE_TYPE,
     TAG_PAGE_NAME,
     TAG_PHOTOMETRIC,
-    TAG_PLANAR,
     TAG_RES_UNIT,
     TAG_SAMPLE_FORMAT,
     TAG_SAMPLES,
@@ -55,8 +52,19 @@ from .tiffdir import (
     TAG_XMP,
     TAG_Y_RES,
     read_structure,
+    read_subifds,
 )
-from .tiffinfo import check_level, check_samples
+from .tiffinfo import (
+    PHOTOMETRIC_LAB,
+    PHOTOMETRIC_MINISBLACK,
+    PHOTOMETRIC_MINISWHITE,
+    check_level,
+    check_samples,
+    default_max,
+    passthrough,
+    per_band,
+)
+from .tiffpages import find_pages
 from .tiffraw import RawTiles, lab8_to_float
 
 log = logging.getLogger(__name__)
@@ -66,12 +74,6 @@ try:  # libjpeg-turbo without Pillow's or libvips' per-call overhead (optional)
 except ImportError:  # pragma: no cover - the fallback is libvips
     _simplejpeg = None
 
-COMPRESSION_JPEG = 7
-PHOTOMETRIC_MINISWHITE = 0
-PHOTOMETRIC_MINISBLACK = 1
-PHOTOMETRIC_RGB = 2
-PHOTOMETRIC_YCBCR = 6
-PHOTOMETRIC_LAB = (8, 9, 10)
 
 _NUMPY: dict[tuple[SampleFormat, int], Any] = {
     (SampleFormat.UINT, 8): np.uint8,
@@ -95,12 +97,6 @@ _VIPS_FORMAT = {
 }
 
 
-def _default_max(fmt: SampleFormat, bits: int) -> float:
-    if fmt is SampleFormat.FLOAT:
-        return 1.0
-    return {1: 255.0, 8: 255.0, 12: 4095.0, 16: 65535.0, 32: 4294967295.0}.get(bits, 255.0)
-
-
 class _LevelSource:
     """Where one pyramid level lives in the file."""
 
@@ -110,14 +106,14 @@ class _LevelSource:
 
     def __init__(self, ifd: IFD, page: int, subifd: int) -> None:
         self.ifd = ifd
-        self.page = page
-        self.subifd = subifd  # -1: a top-level directory
+        self.page = page  # the top-level directory: libvips' page
+        self.subifd = subifd  # -1: the top-level directory itself
         self.image: Any = None
         self.region: Any = None
         self.dtype: Any = None
         self.offsets = ifd.table(TAG_TILE_OFFSETS)
         self.counts = ifd.table(TAG_TILE_BYTE_COUNTS)
-        self.jpeg = _passthrough(ifd)
+        self.jpeg = passthrough(ifd)
         self.raw: RawTiles | None = None  # tiles libvips cannot read (8-bit CIELAB)
 
 
@@ -128,6 +124,8 @@ class TiffDecoder(Decoder):
     @classmethod
     def can_read(cls, head: bytes) -> bool:
         return head[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+") or head[:3] == b"I I"
+
+    _page = 0
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -142,19 +140,27 @@ class TiffDecoder(Decoder):
 
     def _open(self) -> None:
         structure = read_structure(self._fd)
-        first = structure.ifds[0]
+        self._structure = structure
+        self._page_ifds, self._stack = find_pages(structure)
+        self._load(0)
+
+    def _load(self, page: int) -> None:
+        """Levels and facts of one page (the image itself when not a stack)."""
+        structure = self._structure
+        index = self._page_ifds[page]
+        first = structure.ifds[index]
         if not first.tiled:
             raise UnsupportedImage("image is not tiled")
-        sources = [_LevelSource(first, 0, -1)]
-        subs = structure.subifds.get(0, [])
+        sources = [_LevelSource(first, index, -1)]
+        subs = read_subifds(self._fd, structure, index)
         if subs:
-            for index, ifd in enumerate(subs):
+            for number, ifd in enumerate(subs):
                 if ifd.tiled and ifd.int(TAG_NEW_SUBFILE_TYPE) & 1:
-                    sources.append(_LevelSource(ifd, 0, index))
-        else:
-            for page, ifd in enumerate(structure.ifds[1:], start=1):
+                    sources.append(_LevelSource(ifd, index, number))
+        elif not self._stack:  # a stack's page without SubIFDs has one level
+            for number, ifd in enumerate(structure.ifds[1:], start=1):
                 if ifd.tiled and ifd.width < sources[-1].ifd.width:
-                    sources.append(_LevelSource(ifd, page, -1))
+                    sources.append(_LevelSource(ifd, number, -1))
         # keep only strictly decreasing levels, in order
         kept = [sources[0]]
         for source in sources[1:]:
@@ -173,6 +179,32 @@ class TiffDecoder(Decoder):
         if self.info.colour_space is ColourSpace.CIELAB and self.info.bits == 8:
             for source in kept:
                 source.raw = RawTiles(self._fd, source.ifd)
+
+    # -- stacks -----------------------------------------------------------
+
+    @property
+    def pages(self) -> int:
+        return len(self._page_ifds)
+
+    def page(self, number: int) -> Decoder:
+        """Page ``number`` of a stack, with its own file handle (closing one page
+        never closes another)."""
+        if number == self._page:
+            return self
+        if not 0 <= number < len(self._page_ifds):
+            raise NotFound(f"page {number} does not exist")
+        decoder = TiffDecoder.__new__(TiffDecoder)
+        decoder.path = self.path
+        decoder._fd = os.dup(self._fd)
+        decoder._structure = self._structure
+        decoder._page_ifds, decoder._stack = self._page_ifds, self._stack
+        decoder._page = number
+        try:
+            decoder._load(number)
+        except Exception:
+            os.close(decoder._fd)
+            raise
+        return decoder
 
     def _describe(self, first: IFD) -> ImageInfo:
         bits_all = first.ints(TAG_BITS) or (1,)
@@ -197,9 +229,9 @@ class TiffDecoder(Decoder):
             for s in self._levels
         )
         smin, smax = first.get(TAG_SMIN), first.get(TAG_SMAX)
-        mins = _per_band(smin, bands, 0.0)
-        default_max = _default_max(sample_format, bits)
-        maxs = tuple(v if v else default_max for v in _per_band(smax, bands, default_max))
+        mins = per_band(smin, bands, 0.0)
+        top = default_max(sample_format, bits)
+        maxs = tuple(v if v else top for v in per_band(smax, bands, top))
         unit_code = first.int(TAG_RES_UNIT, 2)
         xres, yres = first.rational(TAG_X_RES), first.rational(TAG_Y_RES)
         dpi = None
@@ -241,6 +273,7 @@ class TiffDecoder(Decoder):
             dpi=dpi,
             resolution_unit=unit,
             metadata=metadata,
+            stack=self._stack,
         )
 
     # -- pixels -----------------------------------------------------------
@@ -253,7 +286,9 @@ class TiffDecoder(Decoder):
             try:
                 # revalidate: libvips caches loads by file name, and a file
                 # replaced in place must not be answered from that cache
-                where = {"subifd": source.subifd} if source.subifd >= 0 else {"page": source.page}
+                where = {"page": source.page}
+                if source.subifd >= 0:
+                    where["subifd"] = source.subifd
                 image = pyvips.Image.tiffload(
                     self.path, access="random", revalidate=True, **where
                 )
@@ -352,27 +387,3 @@ class TiffDecoder(Decoder):
         except OSError:
             pass
 
-
-def _passthrough(ifd: IFD) -> tuple[bytes | None, bool] | None:
-    """(JPEGTables, is-RGB) when this level's tiles can be served as stored."""
-    if ifd.int(TAG_COMPRESSION) != COMPRESSION_JPEG or ifd.int(TAG_PLANAR, 1) != 1:
-        return None
-    photometric = ifd.int(TAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK)
-    if photometric not in (PHOTOMETRIC_MINISBLACK, PHOTOMETRIC_RGB, PHOTOMETRIC_YCBCR):
-        return None
-    if (ifd.ints(TAG_BITS) or (8,))[0] != 8 or ifd.int(TAG_SAMPLES, 1) not in (1, 3):
-        return None
-    tables = ifd.get(TAG_JPEG_TABLES)
-    return (tables if isinstance(tables, bytes) else None), photometric == PHOTOMETRIC_RGB
-
-
-def _per_band(value: object, bands: int, default: float) -> tuple[float, ...]:
-    if value is None:
-        return (default,) * bands
-    try:  # a tag of the wrong type (bytes, text) is a damaged file, not a 500
-        values = [float(v) for v in (value if isinstance(value, tuple) else (value,))]
-    except (TypeError, ValueError):
-        raise CorruptImage("sample value range (SMin/SMaxSampleValue) is not numeric") from None
-    if len(values) < bands:
-        values += [values[-1] if values else default] * (bands - len(values))
-    return tuple(values[:bands])

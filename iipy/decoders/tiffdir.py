@@ -91,6 +91,11 @@ _TABLE_TAGS = {TAG_TILE_OFFSETS, TAG_TILE_BYTE_COUNTS, TAG_STRIP_OFFSETS}
 _INTEGER_TYPES = {1: "u1", 3: "u2", 4: "u4", 13: "u4", 16: "u8", 18: "u8"}
 
 MAX_IFDS = 4096  # a loop guard against corrupt files whose IFD chain cycles
+#: SubIFDs read of one directory: reductions halve the size, 64 is past any real pyramid
+MAX_SUBIFDS = 64
+#: tag data read beyond the file's own size: a legitimate file's directories hold
+#: distinct data, a hostile one points thousands of directories at one huge table
+TAG_BYTES_SLACK = 16 * 1024 * 1024
 
 
 @dataclass
@@ -156,24 +161,53 @@ class IFD:
 
 @dataclass
 class TiffStructure:
-    """The top-level IFD chain of a file, with each IFD's SubIFDs."""
+    """The top-level IFD chain of a file, with SubIFDs as far as read.
+
+    The first directory's SubIFDs are read with the chain; another's (a
+    stack's page) when :func:`read_subifds` asks for them."""
 
     big_endian: bool
     bigtiff: bool
     ifds: list[IFD]
     subifds: dict[int, list[IFD]]  # index in ifds -> its SubIFDs
+    tag_budget: list[int] = field(default_factory=lambda: [0])  # tag bytes still allowed
+    broken: dict[int, str] = field(default_factory=dict)  # index -> why its SubIFDs failed
 
 
 def read_structure(fd: int) -> TiffStructure:
-    """Parse the IFD chain (and SubIFDs) of an open TIFF file descriptor."""
+    """Parse the IFD chain and the first directory's SubIFDs of an open TIFF
+    file descriptor."""
     reader = _Reader(fd)
     return reader.structure()
 
 
+def read_subifds(fd: int, structure: TiffStructure, index: int) -> list[IFD]:
+    """The SubIFDs of top-level directory ``index`` (read once, then kept).
+
+    A SubIFD that is a top-level directory or repeats one of its siblings is
+    a loop (CorruptImage); tag data counts against the file's budget."""
+    known = structure.subifds.get(index)
+    if known is not None:
+        return known
+    if index in structure.broken:  # asked again: the same answer, no second read
+        raise CorruptImage(structure.broken[index])
+    reader = _Reader(fd, structure.tag_budget)
+    seen = {ifd.offset for ifd in structure.ifds}
+    try:
+        subs = reader.children(structure.ifds[index], seen)
+    except CorruptImage as exc:
+        structure.broken[index] = exc.message
+        raise
+    structure.subifds[index] = subs
+    return subs
+
+
 class _Reader:
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, budget: list[int] | None = None) -> None:
         self.fd = fd
         self.size = os.fstat(fd).st_size
+        # one budget per file, shared by every later read of its SubIFDs
+        self.budget = budget if budget is not None else [self.size + TAG_BYTES_SLACK]
         head = self.read(0, 16)
         if len(head) < 8:
             raise CorruptImage("file too short to be a TIFF")
@@ -213,18 +247,21 @@ class _Reader:
             ifds.append(ifd)
         if not ifds:
             raise CorruptImage("TIFF has no image directory")
-        for index, ifd in enumerate(ifds):
-            children = ifd.ints(TAG_SUBIFDS)
-            if children:
-                subs = []
-                for child in children[:MAX_IFDS]:
-                    if child in seen:
-                        raise CorruptImage("TIFF SubIFDs loop")
-                    if child:
-                        seen.add(child)
-                        subs.append(self.ifd(child)[0])
-                subifds[index] = subs
-        return TiffStructure(self.e == ">", self.big, ifds, subifds)
+        subs = self.children(ifds[0], seen)
+        if subs:
+            subifds[0] = subs
+        return TiffStructure(self.e == ">", self.big, ifds, subifds, self.budget)
+
+    def children(self, ifd: IFD, seen: set[int]) -> list[IFD]:
+        """The SubIFDs of ``ifd`` (at most MAX_SUBIFDS); one already in ``seen`` is a loop."""
+        subs = []
+        for child in ifd.ints(TAG_SUBIFDS)[:MAX_SUBIFDS]:
+            if child in seen:
+                raise CorruptImage("TIFF SubIFDs loop")
+            if child:
+                seen.add(child)
+                subs.append(self.ifd(child)[0])
+        return subs
 
     def ifd(self, offset: int) -> tuple[IFD, int]:
         e = self.e
@@ -257,6 +294,9 @@ class _Reader:
                 data = value_field[:total]
             else:
                 where = struct.unpack(e + ("Q" if self.big else "I"), value_field[:inline])[0]
+                self.budget[0] -= total
+                if self.budget[0] < 0:
+                    raise CorruptImage("TIFF directories claim more data than the file holds")
                 data = self.read(where, total)
             ifd.tags[tag] = self.decode(tag, typ, n, data)
         tail = raw[count * entry_size:]

@@ -16,9 +16,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import CorruptImage, UnsupportedImage
+from ..models import SampleFormat
 from .tiffdir import (
     IFD,
     TAG_BITS,
+    TAG_COMPRESSION,
+    TAG_JPEG_TABLES,
+    TAG_PHOTOMETRIC,
     TAG_PLANAR,
     TAG_SAMPLE_FORMAT,
     TAG_SAMPLES,
@@ -27,6 +31,13 @@ from .tiffdir import (
     TAG_TILE_OFFSETS,
     TAG_TILE_WIDTH,
 )
+
+COMPRESSION_JPEG = 7
+PHOTOMETRIC_MINISWHITE = 0
+PHOTOMETRIC_MINISBLACK = 1
+PHOTOMETRIC_RGB = 2
+PHOTOMETRIC_YCBCR = 6
+PHOTOMETRIC_LAB = (8, 9, 10)
 
 #: Largest tile decoded at once (4096², 48 MB as RGB): a tile is the unit of
 #: every read, so its size bounds a tile request's memory.
@@ -82,3 +93,34 @@ def check_level(ifd: IFD, file_size: int) -> int:
     offsets, counts = offsets[stored], counts[stored]
     inside = (offsets < np.uint64(file_size)) & (counts <= np.uint64(file_size) - offsets)
     return int(np.count_nonzero(inside))
+
+
+def default_max(fmt: SampleFormat, bits: int) -> float:
+    if fmt is SampleFormat.FLOAT:
+        return 1.0
+    return {1: 255.0, 8: 255.0, 12: 4095.0, 16: 65535.0, 32: 4294967295.0}.get(bits, 255.0)
+
+
+def passthrough(ifd: IFD) -> tuple[bytes | None, bool] | None:
+    """(JPEGTables, is-RGB) when this level's tiles can be served as stored."""
+    if ifd.int(TAG_COMPRESSION) != COMPRESSION_JPEG or ifd.int(TAG_PLANAR, 1) != 1:
+        return None
+    photometric = ifd.int(TAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK)
+    if photometric not in (PHOTOMETRIC_MINISBLACK, PHOTOMETRIC_RGB, PHOTOMETRIC_YCBCR):
+        return None
+    if (ifd.ints(TAG_BITS) or (8,))[0] != 8 or ifd.int(TAG_SAMPLES, 1) not in (1, 3):
+        return None
+    tables = ifd.get(TAG_JPEG_TABLES)
+    return (tables if isinstance(tables, bytes) else None), photometric == PHOTOMETRIC_RGB
+
+
+def per_band(value: object, bands: int, default: float) -> tuple[float, ...]:
+    if value is None:
+        return (default,) * bands
+    try:  # a tag of the wrong type (bytes, text) is a damaged file, not a 500
+        values = [float(v) for v in (value if isinstance(value, tuple) else (value,))]
+    except (TypeError, ValueError):
+        raise CorruptImage("sample value range (SMin/SMaxSampleValue) is not numeric") from None
+    if len(values) < bands:
+        values += [values[-1] if values else default] * (bands - len(values))
+    return tuple(values[:bands])

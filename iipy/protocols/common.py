@@ -24,18 +24,20 @@ class Protocol:
         self.fingerprint = hash(settings)
 
 
-def open_image(resolver: PathResolver, renderer: Renderer, requested: str) -> ImageRecord:
-    """The image at a decoded request path, or NotFound."""
+def open_image(resolver: PathResolver, renderer: Renderer, requested: str,
+               page: int = 0) -> ImageRecord:
+    """The image (a stack's ``page``) at a decoded request path, or NotFound."""
     if not requested:
         raise NotFound("no image given")
     path, st = resolver.locate(requested)
-    return renderer.open(path, st)
+    return renderer.open(path, st, page)
 
 
 def validate(request: Request, record: ImageRecord, *parts: object) -> str:
     """The response's ETag (file version + ``parts``); raise NotModified if the
     request's If-None-Match / If-Modified-Since says the client has it."""
-    etag = make_etag(record.stamp, *parts)
+    etag = make_etag(record.stamp, *parts) if not record.page else \
+        make_etag(record.stamp, ("page", record.page), *parts)
     if not_modified(request.if_none_match, request.if_modified_since, etag, record.mtime):
         raise NotModified(etag, record.mtime)
     return etag

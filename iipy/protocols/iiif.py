@@ -135,29 +135,36 @@ class IIIFProtocol(Protocol):
             level, column, row = tile
             index = row * info.levels[level].columns + column
             view = View(record.path, "tile", fmt, None, info.resolutions - 1 - level, index,
-                        processing, stamp=record.stamp)
+                        processing, stamp=record.stamp, page=record.page)
             return self.renderer.tile(view)
-        view = View(record.path, "region", fmt, processing=processing, stamp=record.stamp)
+        view = View(record.path, "region", fmt, processing=processing, stamp=record.stamp,
+                    page=record.page)
         x, y, w, h = resolved.box
         fractions = (x / info.width, y / info.height, w / info.width, h / info.height)
         return self.renderer.region(view, fractions, resolved.width, resolved.height)
 
     # -- helpers ----------------------------------------------------------
 
-    def _name(self, identifier: str) -> str:
-        """Decode an identifier once (``%2F`` → ``/``) and take off an IIIF_DELIMITER page."""
-        name = decode_identifier(identifier)
-        delimiter = self.settings.iiif_delimiter
-        if delimiter and delimiter in name:
-            name, _, page = name.rpartition(delimiter)
-            number = numeric.integer(page, f"IIIF: page after '{delimiter}'")
-            if number != 0:
-                raise NotFound(f"page {number} does not exist")
-        return name
-
     def _open(self, identifier: str) -> ImageRecord:
-        name = self._name(identifier) if identifier else ""
-        return open_image(self.resolver, self.renderer, name)
+        """The image (or stack page, :func:`split_page`) an identifier names.
+
+        When text that is not a number follows the delimiter, the whole
+        identifier is the name; if no such image exists but the part before
+        the delimiter does, the client meant a page: 400, not 404."""
+        name = decode_identifier(identifier) if identifier else ""
+        delimiter = self.settings.iiif_delimiter
+        image, page = split_page(name, delimiter)
+        try:
+            return open_image(self.resolver, self.renderer, image, page)
+        except NotFound as missing:
+            head, found, tail = name.rpartition(delimiter) if delimiter else ("", "", "")
+            if image != name or not (found and head and tail) or "/" in tail:
+                raise
+            try:
+                self.resolver.locate(head)
+            except IIPyError:
+                raise missing from None
+            raise BadRequest(f"IIIF: page after '{delimiter}' must be a number") from None
 
     def _is_image(self, identifier: str) -> bool:
         try:
@@ -165,3 +172,25 @@ class IIIFProtocol(Protocol):
         except IIPyError:
             return False
         return True
+
+
+def split_page(name: str, delimiter: str) -> tuple[str, int]:
+    """(image name, page) of a decoded identifier under ``IIIF_DELIMITER``.
+
+    The page is the text after the delimiter's **last** occurrence when that
+    text is a number; otherwise the delimiter belongs to the name.  So
+    ``a;b/img.tif;2`` is page 2 of ``a;b/img.tif``, while ``a;b/img.tif``,
+    ``my_image.tif`` (delimiter ``_``) and ``img.tif;x`` are names without a
+    page.  A number must be ASCII digits within a C int (:mod:`iipy.numeric`):
+    Unicode digits (``img.tif;²``) and huge numbers are a 400.  A delimiter of
+    several characters is one unit (``img.tif::2``).  iipsrv 1.3 also cuts at
+    the last occurrence but reads the page from one character past its start,
+    so multi-character delimiters give page 0, and takes any text after the
+    delimiter as a number (``atoi``: 0).
+    """
+    if not delimiter:
+        return name, 0
+    head, found, page = name.rpartition(delimiter)
+    if not found or not head or not page.isdigit():
+        return name, 0
+    return head, numeric.integer(page, f"IIIF: page after '{delimiter}'")

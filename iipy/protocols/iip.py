@@ -161,6 +161,8 @@ class IIPProtocol(Protocol):
                 raise
             state.sequence = sequence
             record = self.renderer.open(sequence.path(*state.angles))
+        if record.info.stack and state.angles[0]:  # SDS came before FIF
+            record = self.renderer.open(record.path, page=state.angles[0])
         state.fif = requested
         self._select(state, record)
 
@@ -202,7 +204,7 @@ class IIPProtocol(Protocol):
             state.lines.append(f"{label}:" + " ".join(str(v) for v in views))
             return
         state.lines.extend(handler(record.info, state.processing.rotation in (90, 270)))
-        if name == "metadata":
+        if name in ("metadata", "stack"):
             state.content_type = "application/json"
 
     # -- setters ----------------------------------------------------------
@@ -251,10 +253,12 @@ class IIPProtocol(Protocol):
         state.layers = c_int(argument, "LYR")
 
     def _sds(self, state: _State, argument: str, sent: str) -> None:
-        """SDS=x[,y]: the angles of an image sequence (y stays 90 when not given).
+        """SDS=x[,y]: the angles of an image sequence (y stays 90 when not given),
+        or page x of a multi-page stack (y unused), as iipsrv 1.3.
 
         A single image has only the default view; the angles are accepted
-        and ignored for it, as iipsrv does.
+        and ignored for it, as iipsrv does.  A page the stack does not have
+        is a 404 (``page N does not exist``).
         """
         parts = argument.split(",")
         x = c_int(parts[0], "SDS")
@@ -262,6 +266,8 @@ class IIPProtocol(Protocol):
         state.angles = (x, y)
         if state.sequence is not None:
             self._select(state, self.renderer.open(state.sequence.path(x, y)))
+        elif state.image is not None and state.image.info.stack:
+            self._select(state, self.renderer.open(state.image.path, page=x))
 
     # -- outputs ----------------------------------------------------------
 
@@ -300,6 +306,7 @@ class IIPProtocol(Protocol):
             record.stamp,
             state.layers,
             state.compression if fmt is OutputFormat.TIFF else -1,
+            record.page,
         )
         state.output = Response(
             200,
@@ -339,6 +346,7 @@ class IIPProtocol(Protocol):
             record.path, "region", fmt, state.quality, processing=state.processing,
             stamp=record.stamp, layers=state.layers,
             compression=state.compression if fmt is OutputFormat.TIFF else -1,
+            page=record.page,
         )
         body = self.renderer.region(view, state.region, width, height)
         kind = "attachment" if state.request.method == "POST" else "inline"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import numpy as np
+
 from ..models import ColourSpace, ImageInfo
 
 SERVER_VERSION = "3.65"
@@ -91,6 +93,20 @@ def _metadata_json(info: ImageInfo) -> list[str]:
     return [json.dumps(data, indent="\t", ensure_ascii=False)]
 
 
+def _stack_json(info: ImageInfo) -> list[str]:
+    """A stack's pages in iipsrv 1.3's layout: ``[ `` then per page ``{ "id", "name",
+    "scale" }`` on tab-indented lines, the scale as C++ prints a float at 9 digits;
+    names JSON-escaped (1.3 writes them raw).  A single image: nothing."""
+    if not info.stack:
+        return []
+    items = ",".join(
+        f'\n\t{{\n\t\t"id": {n},\n\t\t"name": {json.dumps(name, ensure_ascii=False)},'
+        f'\n\t\t"scale": {float(np.float32(scale)):.9g}\n\t}}'
+        for n, (name, scale) in enumerate(info.stack)
+    )
+    return ["[ " + items + "\n]"]
+
+
 Handler = Callable[[ImageInfo, bool], list[str]]
 
 OBJECTS: dict[str, Handler] = {
@@ -103,7 +119,9 @@ OBJECTS: dict[str, Handler] = {
         f"Tile-size:{info.levels[0].tile_width} {info.levels[0].tile_height}"
     ],
     "bits-per-channel": lambda info, swap: [f"Bits-per-channel:{info.bits}"],
-    "horizontal-views": lambda info, swap: ["Horizontal-views:0"],
+    "horizontal-views": lambda info, swap: [
+        "Horizontal-views:" + " ".join(str(n) for n in range(max(1, len(info.stack))))
+    ],
     "vertical-views": lambda info, swap: ["Vertical-views:90"],
     "min-max-sample-values": lambda info, swap: _min_max(info),
     "resolutions": lambda info, swap: _resolutions(info),
@@ -119,7 +137,7 @@ OBJECTS: dict[str, Handler] = {
         for name in SUMMARY_FIELDS
         for line in _field(name, info.metadata.get(METADATA_FIELDS[name] or "", ""))
     ],
-    "stack": lambda info, swap: [],  # single images have no stack
+    "stack": lambda info, swap: _stack_json(info),
     "metadata": lambda info, swap: _metadata_json(info),
 }
 

@@ -88,7 +88,7 @@ def til_body(renderer: Renderer, record: ImageRecord, argument: str, quality: in
     parts = []
     for index in til_rectangle(level, start, end):
         view = View(record.path, "tile", OutputFormat.JPEG, quality, resolution, index,
-                    Processing(), record.stamp, layers)
+                    Processing(), record.stamp, layers, page=record.page)
         data = renderer.tile(view)
         parts.append(b"Tile,%d,%d,0/%d:" % (resolution, index, len(data) + 8))
         parts += [JPEG_TYPE, JPEG_SUBTYPE, data, b"\r\n"]

@@ -10,7 +10,7 @@ from PIL import Image
 
 from ..errors import IIPyError
 from ..jpeg.markers import icc_app2
-from ..models import OutputFormat
+from ..models import OutputFormat, Processing
 from .avif import encode_avif
 from .tiffout import DEFLATE, encode_tiff
 
@@ -141,3 +141,17 @@ def _fast_jpeg(
 
 
 XMP_NAMESPACE = b"http://ns.adobe.com/xap/1.0/\0"
+
+
+def icc_still_applies(icc: bytes, processing: Processing, bands: int) -> bool:
+    """An ICC profile describes the source colours: not after CMP, SHD, CTW or
+    COL (iipsrv's rule), nor when the output's band count does not match the
+    profile's colour space (a grey JPEG with an RGB profile is invalid)."""
+    if processing.colormap or processing.shade or processing.twist or processing.colour:
+        return False
+    space = icc[16:20]
+    if space == b"GRAY":
+        return bands in (1, 2)
+    if space == b"RGB ":
+        return bands in (3, 4)
+    return True

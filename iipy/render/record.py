@@ -15,3 +15,4 @@ class ImageRecord:
     info: ImageInfo
     mtime: float
     stamp: tuple[int, int, int]  # (mtime_ns, size, inode): changes when the file does
+    page: int = 0  # the page of a multi-page stack this record describes

@@ -31,7 +31,7 @@ from ..models import ImageInfo, OutputFormat, Processing, View
 from ..settings import Settings
 from . import limits, resample
 from .cache import LRUCache
-from .encoders import encode
+from .encoders import encode, icc_still_applies
 from .export import STRIP_PIXELS, RegionJob, finish_colour, render_region
 from .geometry import choose_level, region_box
 from .record import ImageRecord
@@ -109,22 +109,23 @@ class Renderer(RendererStatus, SampleReads):
 
     # -- images -----------------------------------------------------------
 
-    def open(self, path: str, st: os.stat_result | None = None) -> ImageRecord:
+    def open(self, path: str, st: os.stat_result | None = None, page: int = 0) -> ImageRecord:
         """Describe the image at a (resolved) path, reopening it if it changed.
 
-        ``st`` is the file's ``stat`` when the caller already has it.
+        ``st`` is the file's ``stat`` when the caller already has it; ``page``
+        a stack's page (NotFound when the image has no such page).
         """
-        return self._entry(path, st).record
+        return self._entry(path, st, page).record
 
     def _entry_for(self, view: View) -> _Entry:
         """The open image a View was made against, reopened if it changed since."""
         if view.stamp:
-            entry = self._images.get(view.path)
+            entry = self._images.get((view.path, view.page) if view.page else view.path)
             if entry is not None and entry.record.stamp == view.stamp:
                 return entry
-        return self._entry(view.path)
+        return self._entry(view.path, page=view.page)
 
-    def _entry(self, path: str, st: os.stat_result | None = None) -> _Entry:
+    def _entry(self, path: str, st: os.stat_result | None = None, page: int = 0) -> _Entry:
         if st is None:
             try:
                 st = os.stat(path)
@@ -134,13 +135,22 @@ class Renderer(RendererStatus, SampleReads):
             raise NotFound("image not found")
         stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         entry = self._images.get(path)
-        if entry is not None and entry.record.stamp == stamp:
+        if entry is None or entry.record.stamp != stamp:
+            decoder = decoder_for(path)
+            record = ImageRecord(path, decoder.info, st.st_mtime, stamp)
+            entry = _Entry(record, decoder, self._icc_segments(decoder.info))
+            self._images.put(path, entry)
+        if page == 0:
             return entry
-        decoder = decoder_for(path)
-        record = ImageRecord(path, decoder.info, st.st_mtime, stamp)
-        entry = _Entry(record, decoder, self._icc_segments(decoder.info))
-        self._images.put(path, entry)
-        return entry
+        # a stack's other pages: open images of their own (own file handle), keyed by page
+        cached = self._images.get((path, page))
+        if cached is not None and cached.record.stamp == stamp:
+            return cached
+        decoder = entry.decoder.page(page)
+        record = ImageRecord(path, decoder.info, st.st_mtime, stamp, page)
+        cached = _Entry(record, decoder, self._icc_segments(decoder.info))
+        self._images.put((path, page), cached)
+        return cached
 
     def _icc(self, info: ImageInfo) -> bytes | None:
         icc = info.icc
@@ -221,7 +231,7 @@ class Renderer(RendererStatus, SampleReads):
             and markjpeg.available()
             and info.bands in (1, 3)
         ):
-            data, spot = self._mark_stored_tile(entry, native, column, row)
+            data, spot = self._mark_stored_tile(entry, native, column, row, view.page)
             if data is not None:
                 return data
         cached = self._pixels_cache.get(key)
@@ -243,7 +253,7 @@ class Renderer(RendererStatus, SampleReads):
         self._pixels_cache.put(key, pixels)
         return data
 
-    def _mark_stored_tile(self, entry: _Entry, native: int, column: int, row: int
+    def _mark_stored_tile(self, entry: _Entry, native: int, column: int, row: int, page: int
                           ) -> tuple[bytes | None, Spot | None]:
         """The stored JPEG tile with only the blocks under the mark re-coded
         (markjpeg.py), and the mark's place; (None, place) when the tile cannot
@@ -258,7 +268,7 @@ class Renderer(RendererStatus, SampleReads):
         if spot is None:
             return None, None
         x, y, w, h = spot
-        tile_key = (entry.record.stamp, native, column, row)
+        tile_key = (entry.record.stamp, page, native, column, row)
         known = self._mcu_index.get(tile_key)
         data, index = markjpeg.mark_jpeg(raw, mark.add_to, x, y, w, h, known)
         if index is not None and index is not known:  # a known one grows in place
@@ -374,7 +384,7 @@ class Renderer(RendererStatus, SampleReads):
             if view.processing.rotation in (90, 270):
                 dpi = (dpi[1], dpi[0])
         icc = self._icc(info)
-        if icc and not _icc_still_applies(icc, view.processing, pixels.shape[2]):
+        if icc and not icc_still_applies(icc, view.processing, pixels.shape[2]):
             icc = None
         compression = view.compression if view.compression >= 0 else self.settings.tiff_compression
         try:
@@ -382,16 +392,3 @@ class Renderer(RendererStatus, SampleReads):
         except (OSError, ValueError) as exc:
             raise IIPyError("image could not be encoded") from exc
 
-
-def _icc_still_applies(icc: bytes, processing: Processing, bands: int) -> bool:
-    """An ICC profile describes the source colours: not after CMP, SHD, CTW or
-    COL (iipsrv's rule), nor when the output's band count does not match the
-    profile's colour space (a grey JPEG with an RGB profile is invalid)."""
-    if processing.colormap or processing.shade or processing.twist or processing.colour:
-        return False
-    space = icc[16:20]
-    if space == b"GRAY":
-        return bands in (1, 2)
-    if space == b"RGB ":
-        return bands in (3, 4)
-    return True
