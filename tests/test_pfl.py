@@ -133,7 +133,9 @@ def stacks(tmp_path, monkeypatch):
     name_page(grey_files[1], "scaled", scale=0.0125)
     write_stack(tmp_path / "rgb.stack", rgb_files)
     write_stack(tmp_path / "grey.stack", grey_files)
-    yield make_app(FILESYSTEM_PREFIX=f"{tmp_path}/"), rgb, grey
+    app = make_app(FILESYSTEM_PREFIX=f"{tmp_path}/")
+    yield app, rgb, grey
+    app.renderer.clear()  # the open-image cache owns the pages
     assert not ListStackDecoder.open_pages  # every page decoder handed out was closed
 
 

@@ -141,6 +141,7 @@ def stacks(tmp_path, monkeypatch):
     write_stack(tmp_path / "rgb.stack", rgb_files)
     app = make_app(FILESYSTEM_PREFIX=f"{tmp_path}/")
     yield app, grey, rgb
+    app.renderer.clear()  # the open-image cache owns the pages
     assert not ListStackDecoder.open_pages  # every page decoder handed out was closed
 
 
@@ -217,3 +218,16 @@ def test_atoi_reading_of_the_last_number(app, folder):
     assert result.status == 200
     assert result.body == expected(folder[1]["grey8"], 1, 2)
 
+
+
+def test_stack_pages_evicted_from_a_small_cache_are_still_right(stacks, tmp_path):
+    """Pages are entries of the open-image cache: with room for two, each page
+    pushes an earlier one out (and closes it) while the request goes on."""
+    _, grey, _ = stacks
+    small = make_app(FILESYSTEM_PREFIX=f"{tmp_path}/", MAX_METADATA_CACHE_SIZE="2")
+    names = ["0", "450nm", "2", "&lt;650 &amp; more&gt;", "4"]
+    for _ in range(2):
+        result = call(small, f"FIF=grey.stack&SPECTRA={FULL},0,1,1")
+        assert result.body == spectra_xml([(names[n], None, reflectance(a[1, 1, 0], a.dtype))
+                                           for n, a in enumerate(grey)])
+    small.renderer.clear()

@@ -10,12 +10,14 @@ the last drop: memory is the answer plus libvips' operation cache, which
 libvips bounds (100 MB by default), whatever the level's size.  (A row across
 a 300000-pixel RGB level: 113 MB at its peak this way, 223 MB read at once,
 growing with the width.)  The pixels a request would decode (whole tiles, on
-every page) are bounded by MAX_SOURCE_PIXELS before anything is read.
+every page) are bounded by MAX_SOURCE_PIXELS before anything is read, and a
+stack's pages by :data:`MAX_PAGES`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -32,6 +34,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
+#: pages of a stack one request reads.  libvips reads every directory of the
+#: file each time it opens a page, so reading all pages costs pages² directory
+#: reads the first time (256 pages of a hostile file: 3.5 s; 1024: 44 s, and
+#: again on every request once the pages outnumber the open-image cache)
+MAX_PAGES = 256
+
 
 class PageSamples(NamedTuple):
     """One page's samples: its number (0 for a single image), what its decoder
@@ -44,11 +52,12 @@ class PageSamples(NamedTuple):
 
 
 class SampleReads:
-    """Mixed into Renderer, which opens images (``_entry``)."""
+    """Mixed into Renderer, which opens images and a stack's pages (``_entry``)."""
 
     settings: Settings
 
-    def _entry(self, path: str) -> _Entry:  # pragma: no cover - Renderer's
+    def _entry(self, path: str, st: os.stat_result | None = None,
+               page: int = 0) -> _Entry:  # pragma: no cover - Renderer's
         raise NotImplementedError
 
     def samples(self, probe: Probe) -> list[PageSamples]:
@@ -56,43 +65,50 @@ class SampleReads:
 
         NotFound for a resolution the image (or a page) lacks, BadRequest for a
         box outside the level or more values than ``probe.max_values``,
-        ImageTooLarge past MAX_SOURCE_PIXELS; all before anything is decoded.
-        The decoders ``Decoder.page`` hands out for other pages are closed
-        when read (each may hold a file handle of its own)."""
-        decoder = self._entry(probe.path).decoder
-        pages = [decoder]
-        try:
-            pages += [decoder.page(n) for n in range(1, decoder.pages)]
-            return self._read_pages(probe, pages)
-        finally:
-            for page in pages[1:]:
-                if page is not decoder:
-                    page.close()
+        ImageTooLarge past MAX_SOURCE_PIXELS: checked for the whole stack
+        before anything is decoded (pages counted as page 0; a stack's pages
+        share its size) and again, exactly, page by page.  Pages are opened
+        one at a time through the open-image cache, where a stack's pages are
+        entries of their own (closed when evicted), and read at once, so a
+        page the cache evicts while later ones open is never read after."""
+        first = self._entry(probe.path).decoder
+        count = first.pages
+        if count > MAX_PAGES:
+            raise BadRequest(f"the image has {count} pages; values are read from at most "
+                             f"{MAX_PAGES} pages a request")
+        area = probe.box[2] * probe.box[3]
+        native = _level(first.info, probe)
+        self._bound(probe, count * area * first.info.bands,
+                    count * tiles_pixels(first.info.levels[native], probe.box))
+        budget = _Budget()
+        out: list[PageSamples] = []
+        values = cost = 0
+        for number in range(count):
+            decoder = first if number == 0 else self._entry(probe.path, page=number).decoder
+            native = _level(decoder.info, probe)
+            values += area * decoder.info.bands
+            cost += tiles_pixels(decoder.info.levels[native], probe.box)
+            self._bound(probe, values, cost)
+            layers = {}
+            if decoder.info.quality_layers:
+                wanted = quality_layers(probe.layers, self.settings.max_layers)
+                layers = {"layers": wanted} if wanted else {}
+            out.append(PageSamples(number, decoder.info,
+                                   read_box(decoder, native, probe.box, layers, budget)))
+        return out
 
-    def _read_pages(self, probe: Probe, pages: list[Decoder]) -> list[PageSamples]:
-        natives = [_level(page.info, probe) for page in pages]
-        values = probe.box[2] * probe.box[3] * sum(page.info.bands for page in pages)
+    def _bound(self, probe: Probe, values: int, cost: int) -> None:
+        """Refuse an answer of more than ``probe.max_values`` values, or one that
+        decodes more than MAX_SOURCE_PIXELS pixels (whole tiles)."""
         if values > probe.max_values:
             raise BadRequest(f"the answer would hold {values} values, more than the "
                              f"{probe.max_values} one request may")
-        cost = sum(tiles_pixels(page.info.levels[native], probe.box)
-                   for page, native in zip(pages, natives, strict=True))
         limit = self.settings.max_source_pixels
         if cost > limit:
             log.warning("refused: %s needs %d source pixels for one request "
                         "(MAX_SOURCE_PIXELS=%d)", probe.path, cost, limit)
             raise ImageTooLarge(f"samples need {cost} source pixels, more than this server "
                                 f"decodes for one request ({limit})")
-        budget = _Budget()
-        out = []
-        for number, (page, native) in enumerate(zip(pages, natives, strict=True)):
-            layers = {}
-            if page.info.quality_layers:
-                wanted = quality_layers(probe.layers, self.settings.max_layers)
-                layers = {"layers": wanted} if wanted else {}
-            out.append(PageSamples(number, page.info,
-                                   read_box(page, native, probe.box, layers, budget)))
-        return out
 
 
 def _level(info: ImageInfo, probe: Probe) -> int:
