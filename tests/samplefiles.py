@@ -5,10 +5,12 @@ array is what the file holds), and image stacks for a decoder plug-in.
 Expected answers are computed here from the arrays, with the rules of
 iip-protocol.md §2.23/§2.24 (iipsrv 1.3's formats), never by iipy's code.
 
-Stacks: until TIFF stacks are served by iipy's own decoder, a stack is a
-small text file (``STACK_MAGIC`` then one page file per line, optionally
-``name|file``), read by :class:`ListStackDecoder`, a plug-in registered the
-way entry-point plug-ins are; each page is an ordinary pyramidal TIFF.
+Stacks of pages with random samples of any type (tests/stacks.py makes real
+multi-page TIFFs of flat colours, tests/test_spectra_stacks.py): a small text
+file (``STACK_MAGIC`` then one page file per line), read by
+:class:`ListStackDecoder`, a plug-in registered the way entry-point plug-ins
+are; each page is an ordinary pyramidal TIFF.  It records the page decoders
+it hands out that are not closed yet, so a leak is a test failure.
 """
 
 from __future__ import annotations
