@@ -207,6 +207,48 @@ def _real(path: Path, kind: str) -> bytes:
     return source.read_bytes()
 
 
+def _real_jpeg(path: Path) -> bytes:
+    """A small real baseline JPEG (an untiled source) to break."""
+    import numpy as np
+    import pyvips
+
+    source = path.with_name("_hostile_source.jpg")
+    if not source.exists():
+        y, x = np.mgrid[0:500, 0:700]
+        pixels = np.dstack([x % 256, y % 256, (x + y) % 256]).astype(np.uint8)
+        pyvips.Image.new_from_memory(pixels.tobytes(), 700, 500, 3, "uchar").jpegsave(
+            str(source), Q=90)
+    return source.read_bytes()
+
+
+def _jpeg_sof(width: int, height: int) -> Callable[[Path], bytes]:
+    """A real JPEG whose SOF claims width×height (its data are for 700×500)."""
+    def make(path: Path) -> bytes:
+        data = bytearray(_real_jpeg(path))
+        sof = data.index(b"\xff\xc0")
+        data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+        return bytes(data)
+    return make
+
+
+def png_stream(width: int, height: int, idat_rows: int | None = None) -> bytes:
+    """A grey 8-bit PNG of zeros (a deflate bomb: ~1000:1) declaring
+    width×height, with the data of ``idat_rows`` rows (default: all)."""
+    import zlib
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        body = kind + payload
+        return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body))
+
+    squeeze = zlib.compressobj(9)
+    row = bytes(width + 1)  # filter byte 0, then zeros
+    idat = b"".join(squeeze.compress(row) for _ in range(
+        height if idat_rows is None else idat_rows)) + squeeze.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)
+            + chunk(b"IEND", b""))
+
+
 def _truncate(kind: str, fraction: float) -> Callable[[Path], bytes]:
     return lambda path: _real(path, kind)[: int(len(_real(path, kind)) * fraction)]
 
@@ -273,10 +315,16 @@ def _past_eof(path: Path) -> bytes:
 #: SERVED, decoded as far as they go (tiles of the bomb are real tiles).
 DESCRIBED = {"bomb_200000_shared_tiles", "bomb_wide_strip", "garbage_jpeg_tile",
              "cielab_deflate_bomb",
+             # untiled sources: the header is intact (the data are broken, or zeros)
+             "png_named_tif", "bits_3", "jpeg_truncated_50pc", "png_bomb_4096",
+             "png_truncated_rows",
              "jpeg_tile_sof_65000",
              "jp2_truncated_30pc", "jp2_truncated_header", "tiff_truncated_99pc"}
 SERVED = {"bomb_200000_shared_tiles", "bomb_wide_strip", "garbage_jpeg_tile",
           "cielab_deflate_bomb",  # its first 256² pixels are a tile (of zeros)
+          "bits_3",  # 3-bit samples are decoded (tiffraw): its stored bytes are pixels
+          "png_named_tif",  # a real PNG: found by its magic bytes, served
+          "png_bomb_4096",  # 2^24 real pixels of zeros: served, one band at a time
           "jpeg_tile_sof_65000"}  # its stored tile is passed through undecoded
 
 #: name → (file name, generator(path) → bytes).  Every one must answer 4xx.
@@ -320,6 +368,15 @@ HOSTILE: dict[str, tuple[str, Callable[[Path], bytes]]] = {
     "bigtiff_ifd_2e40_entries": ("bigifd.tif", _bigtiff_huge_ifd),
     "cielab_deflate_bomb": ("inflate.tif", _deflate_bomb),
     "png_named_tif": ("png.tif", lambda p: png_bytes()),
+    "jpeg_truncated_50pc": ("trunc50.jpg", lambda p: _real_jpeg(p)[:len(_real_jpeg(p)) // 2]),
+    "jpeg_sof_65535": ("huge.jpg", _jpeg_sof(65535, 65535)),
+    "jpeg_sof_60000": ("big.jpg", _jpeg_sof(60000, 60000)),
+    "jpeg_sof_zero": ("zero.jpg", _jpeg_sof(0, 500)),
+    "jpeg_header_only": ("head.jpg", lambda p: _real_jpeg(p)[:200]),
+    "png_bomb_100000": ("bomb.png", lambda p: png_stream(100_000, 100_000, 16)),
+    "png_bomb_4096": ("zeros.png", lambda p: png_stream(4096, 4096)),
+    "png_truncated_rows": ("rows.png", lambda p: png_stream(2000, 2000, 100)),
+    "png_bad_crc": ("crc.png", lambda p: png_bytes()[:40] + b"\0\0\0\0" + png_bytes()[44:]),
     "jp2_truncated_30pc": ("trunc30.jp2", _truncate("jp2", 0.3)),
     "jp2_truncated_header": ("trunchead.jp2", _truncate("jp2", 0.02)),
     "jp2_garbage_boxes": ("garbage.jp2", _garbage_after_signature),

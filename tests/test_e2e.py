@@ -120,7 +120,7 @@ def test_a_corrupt_file_does_not_kill_the_worker(prefix_env, tmp_path):
     server = start_fcgi_command(iipy_argv(), iipy_environment(prefix_env), workdir=tmp_path,
                                 extra_args=["--processes", "1"], name="iipy")
     try:
-        for name in ("corrupt", "truncated_raw", "text", "untiled"):
+        for name in ("corrupt", "truncated_raw", "text"):
             response = server.request(f"FIF={name}.tif&JTL=0,0")
             assert 400 <= response.status < 500
             assert b"Traceback" not in response.body

@@ -206,4 +206,4 @@ def test_the_plug_in_path_loads_the_decoder(monkeypatch, clean_registry):
 def test_a_plug_in_that_is_also_built_in_is_registered_once(monkeypatch, clean_registry):
     monkeypatch.setattr(decoders, "entry_points", lambda group: declared_entry_points())
     names = [cls.name for cls in decoders.registry()]
-    assert sorted(names) == ["jp2", "tiff"]
+    assert sorted(names) == ["jp2", "jpeg", "png", "tiff"]

@@ -130,7 +130,6 @@ def test_replaced_file_is_read_again(tmp_path):
 @pytest.mark.parametrize(
     ("name", "error"),
     [
-        ("untiled", UnsupportedImage),
         ("text", UnsupportedImage),
         ("corrupt", CorruptImage),
         ("truncated_raw", CorruptImage),
@@ -139,6 +138,16 @@ def test_replaced_file_is_read_again(tmp_path):
 def test_unreadable_files_raise_domain_errors(images, name, error):
     with pytest.raises(error):
         decoder_for(str(images[name]))
+
+
+def test_a_strip_tiff_goes_to_the_untiled_reader(images):
+    decoder = decoder_for(str(images["untiled"]))
+    try:
+        assert decoder.name == "tiff-strips"
+        sizes = [(lv.width, lv.height) for lv in decoder.info.levels]
+        assert sizes == [(1000, 700), (500, 350), (250, 175)]
+    finally:
+        decoder.close()
 
 
 def test_missing_tile_data_raises_corrupt_image(images):

@@ -133,11 +133,11 @@ def test_tiff_tiles_are_ycbcr_420(converted):
     assert components == 3 and tile[sof + 11] == 0x22
 
 
-def test_strip_tiff_fails_check_then_passes_after_convert(tmp_path):
+def test_strip_tiff_has_problems_in_check_then_passes_after_convert(tmp_path):
     strip = toolimages.strip_tiff(tmp_path / "scan.tif")
     before = iipy("check", str(strip))
-    assert before.returncode == 1
-    assert "NOT SERVABLE" in before.stdout and "not tiled" in before.stdout
+    assert before.returncode == 0  # served (levels decoded whole), with a problem said
+    assert "serves, with problems" in before.stdout and "not tiled" in before.stdout
     assert f"fix: iipy convert {strip}" in before.stdout
     target = tmp_path / "scan-tiled.tif"
     result = iipy("convert", str(strip), str(target))
@@ -283,3 +283,14 @@ def test_check_flags_a_tiled_tiff_without_levels(tmp_path):
     assert "serves, with problems" in result.stdout
     assert "too few levels: 1 of 5" in result.stdout
     assert f"fix: iipy convert {flat}" in result.stdout
+
+
+def test_check_says_a_plain_jpeg_is_served_slowly_and_how_to_convert_it(tmp_path):
+    import pyvips
+
+    path = tmp_path / "photo.jpg"
+    pyvips.Image.black(600, 400, bands=3).jpegsave(str(path))
+    result = iipy("check", str(path))
+    assert result.returncode == 0
+    assert "serves, with problems" in result.stdout and "untiled JPEG" in result.stdout
+    assert f"fix: iipy convert {path}" in result.stdout and ".jp2" not in result.stdout

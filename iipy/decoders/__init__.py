@@ -27,11 +27,14 @@ _registry: list[type[Decoder]] | None = None
 
 def _builtins() -> list[type[Decoder]]:
     found: list[type[Decoder]] = []
+    from .flatvips import JpegDecoder, PngDecoder
     from .jp2 import Jp2Decoder
     from .tiff import TiffDecoder
 
     found.append(TiffDecoder)
     found.append(Jp2Decoder)
+    found.append(JpegDecoder)
+    found.append(PngDecoder)
     return found
 
 
@@ -97,8 +100,11 @@ def _os_error(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def decoder_for(path: str) -> Decoder:
-    """Open ``path`` with the first decoder that recognises its magic bytes."""
+def decoder_for(path: str, max_pixels: int = 1 << 28) -> Decoder:
+    """Open ``path`` with the first decoder that recognises its magic bytes.
+
+    ``max_pixels`` is MAX_SOURCE_PIXELS: an untiled image declaring more is
+    refused before it is decoded."""
     head = read_head(path)
     if len(head) < 10:
         log.warning("cannot read image %s: file is too short (%d bytes)", path, len(head))
@@ -106,7 +112,7 @@ def decoder_for(path: str) -> Decoder:
     for cls in registry():
         if cls.can_read(head):
             try:
-                return cls(path)
+                return cls.open(path, max_pixels)
             except IIPyError as exc:
                 log.warning("cannot read image %s: %s", path, exc.message)
                 raise

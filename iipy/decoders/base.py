@@ -38,6 +38,13 @@ class Decoder(ABC):
     def can_read(cls, head: bytes) -> bool:
         """Whether the first 16 bytes of a file look like this format."""
 
+    @classmethod
+    def open(cls, path: str, max_pixels: int) -> Decoder:
+        """Open ``path``; ``max_pixels`` (MAX_SOURCE_PIXELS) bounds what a decoder
+        that decodes whole images (untiled sources) may accept.  A decoder may
+        hand the file to another class (a strip TIFF to the untiled reader)."""
+        return cls(path)
+
     @abstractmethod
     def __init__(self, path: str) -> None:
         """Open ``path`` and read its metadata; raise CorruptImage if unreadable."""

@@ -21,51 +21,21 @@ import numpy as np
 
 from ..errors import CorruptImage, NotFound, UnsupportedImage
 from ..jpeg import splice
-from ..models import ColourSpace, ImageInfo, Level, SampleFormat
+from ..models import ColourSpace, Level
 from .base import Decoder
 from .tiffdir import (
     IFD,
-    TAG_ARTIST,
-    TAG_BITS,
-    TAG_COPYRIGHT,
-    TAG_DATETIME,
-    TAG_DESCRIPTION,
-    TAG_DOCUMENT_NAME,
-    TAG_ICC,
-    TAG_MAKE,
-    TAG_MODEL,
     TAG_NEW_SUBFILE_TYPE,
-    TAG_PAGE_NAME,
-    TAG_PHOTOMETRIC,
-    TAG_RES_UNIT,
-    TAG_SAMPLE_FORMAT,
-    TAG_SAMPLES,
-    TAG_SMAX,
-    TAG_SMIN,
-    TAG_SOFTWARE,
-    TAG_STONITS,
     TAG_TILE_BYTE_COUNTS,
     TAG_TILE_HEIGHT,
     TAG_TILE_OFFSETS,
     TAG_TILE_WIDTH,
-    TAG_X_RES,
-    TAG_XMP,
-    TAG_Y_RES,
     read_structure,
     read_subifds,
 )
-from .tiffinfo import (
-    PHOTOMETRIC_LAB,
-    PHOTOMETRIC_MINISBLACK,
-    PHOTOMETRIC_MINISWHITE,
-    check_level,
-    check_samples,
-    default_max,
-    passthrough,
-    per_band,
-)
+from .tiffinfo import check_level, check_samples, describe, passthrough
 from .tiffpages import find_pages
-from .tiffraw import RawTiles, lab8_to_float
+from .tiffraw import RawTiles, lab8_to_float, libvips_reads
 
 log = logging.getLogger(__name__)
 
@@ -74,17 +44,6 @@ try:  # libjpeg-turbo without Pillow's or libvips' per-call overhead (optional)
 except ImportError:  # pragma: no cover - the fallback is libvips
     _simplejpeg = None
 
-
-_NUMPY: dict[tuple[SampleFormat, int], Any] = {
-    (SampleFormat.UINT, 8): np.uint8,
-    (SampleFormat.UINT, 16): np.uint16,
-    (SampleFormat.UINT, 32): np.uint32,
-    (SampleFormat.INT, 8): np.int8,
-    (SampleFormat.INT, 16): np.int16,
-    (SampleFormat.INT, 32): np.int32,
-    (SampleFormat.FLOAT, 32): np.float32,
-    (SampleFormat.FLOAT, 64): np.float64,
-}
 _VIPS_FORMAT = {
     "uchar": np.uint8,
     "char": np.int8,
@@ -95,6 +54,10 @@ _VIPS_FORMAT = {
     "float": np.float32,
     "double": np.float64,
 }
+
+
+class Untiled(UnsupportedImage):
+    """The first directory is stored in strips (see :mod:`.tiffflat`)."""
 
 
 class _LevelSource:
@@ -127,6 +90,17 @@ class TiffDecoder(Decoder):
 
     _page = 0
 
+    @classmethod
+    def open(cls, path: str, max_pixels: int) -> Decoder:
+        """A tiled TIFF opens here; an untiled one goes to the strip reader
+        (the directory is read once for a tiled file, the common case)."""
+        try:
+            return cls(path)
+        except Untiled:
+            from .tiffflat import StripTiffDecoder
+
+            return StripTiffDecoder(path, max_pixels)
+
     def __init__(self, path: str) -> None:
         self.path = path
         self._fd = os.open(path, os.O_RDONLY)
@@ -150,7 +124,7 @@ class TiffDecoder(Decoder):
         index = self._page_ifds[page]
         first = structure.ifds[index]
         if not first.tiled:
-            raise UnsupportedImage("image is not tiled")
+            raise Untiled("image is not tiled")
         sources = [_LevelSource(first, index, -1)]
         subs = read_subifds(self._fd, structure, index)
         if subs:
@@ -175,10 +149,14 @@ class TiffDecoder(Decoder):
             inside += check_level(source.ifd, size)
         if not inside:
             raise CorruptImage("image has no tile inside the file")
-        self.info = self._describe(first)
-        if self.info.colour_space is ColourSpace.CIELAB and self.info.bits == 8:
-            for source in kept:
-                source.raw = RawTiles(self._fd, source.ifd)
+        self.info = describe(first, tuple(
+            Level(s.ifd.width, s.ifd.height, s.ifd.int(TAG_TILE_WIDTH), s.ifd.int(TAG_TILE_HEIGHT))
+            for s in kept
+        ), stack=self._stack)
+        lab8 = self.info.colour_space is ColourSpace.CIELAB and self.info.bits == 8
+        for source in kept:
+            if lab8 or not libvips_reads(source.ifd):
+                source.raw = RawTiles(self._fd, source.ifd, structure.big_endian, lab=lab8)
 
     # -- stacks -----------------------------------------------------------
 
@@ -205,76 +183,6 @@ class TiffDecoder(Decoder):
             os.close(decoder._fd)
             raise
         return decoder
-
-    def _describe(self, first: IFD) -> ImageInfo:
-        bits_all = first.ints(TAG_BITS) or (1,)
-        bits = bits_all[0]
-        bands = first.int(TAG_SAMPLES, 1)
-        fmt_code = first.int(TAG_SAMPLE_FORMAT, 1)
-        formats = {2: SampleFormat.INT, 3: SampleFormat.FLOAT}
-        sample_format = formats.get(fmt_code, SampleFormat.UINT)
-        photometric = first.int(TAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK)
-        if photometric in PHOTOMETRIC_LAB:
-            colour = ColourSpace.CIELAB
-        elif photometric in (PHOTOMETRIC_MINISBLACK, PHOTOMETRIC_MINISWHITE):
-            colour = ColourSpace.BINARY if bits == 1 else ColourSpace.GREY
-        else:
-            colour = ColourSpace.SRGB
-        if photometric == 3:  # palette: pyvips expands it to RGB
-            bands, bits = 3, 8
-        if (sample_format, max(bits, 8)) not in _NUMPY and bits != 1:
-            raise UnsupportedImage(f"unsupported sample type ({bits}-bit {sample_format.value})")
-        levels = tuple(
-            Level(s.ifd.width, s.ifd.height, s.ifd.int(TAG_TILE_WIDTH), s.ifd.int(TAG_TILE_HEIGHT))
-            for s in self._levels
-        )
-        smin, smax = first.get(TAG_SMIN), first.get(TAG_SMAX)
-        mins = per_band(smin, bands, 0.0)
-        top = default_max(sample_format, bits)
-        maxs = tuple(v if v else top for v in per_band(smax, bands, top))
-        unit_code = first.int(TAG_RES_UNIT, 2)
-        xres, yres = first.rational(TAG_X_RES), first.rational(TAG_Y_RES)
-        dpi = None
-        unit = {2: "in", 3: "cm"}.get(unit_code, "")
-        if xres and yres:
-            scale = {2: 1 / 0.0254, 3: 100.0}.get(unit_code, 1.0)
-            dpi = (xres * scale, yres * scale)
-        metadata = {
-            key: first.text(tag)
-            for key, tag in (
-                ("rights", TAG_COPYRIGHT),
-                ("creator", TAG_ARTIST),
-                ("description", TAG_DESCRIPTION),
-                ("date", TAG_DATETIME),
-                ("software", TAG_SOFTWARE),
-                ("title", TAG_DOCUMENT_NAME),
-                ("pagename", TAG_PAGE_NAME),
-                ("make", TAG_MAKE),
-                ("model", TAG_MODEL),
-            )
-            if first.text(tag)
-        }
-        stonits = first.rational(TAG_STONITS)
-        if stonits is not None:
-            metadata["scale"] = f"{stonits:g}"
-        icc = first.get(TAG_ICC)
-        xmp = first.get(TAG_XMP)
-        return ImageInfo(
-            format="tiff",
-            levels=levels,
-            bands=bands,
-            bits=bits,
-            sample_format=sample_format,
-            colour_space=colour,
-            min_values=mins,
-            max_values=maxs,
-            icc=icc if isinstance(icc, bytes) and icc else None,
-            xmp=xmp if isinstance(xmp, bytes) and xmp else None,
-            dpi=dpi,
-            resolution_unit=unit,
-            metadata=metadata,
-            stack=self._stack,
-        )
 
     # -- pixels -----------------------------------------------------------
 
@@ -313,7 +221,8 @@ class TiffDecoder(Decoder):
 
         raw = self._levels[level].raw
         if raw is not None:
-            return lab8_to_float(raw.region(left, top, width, height))
+            pixels = raw.region(left, top, width, height)
+            return lab8_to_float(pixels) if self.info.colour_space is ColourSpace.CIELAB else pixels
         source = self._source(level)
         try:
             data = source.region.fetch(left, top, width, height)

@@ -136,7 +136,7 @@ class Renderer(RendererStatus, SampleReads):
         stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         entry = self._images.get(path)
         if entry is None or entry.record.stamp != stamp:
-            decoder = decoder_for(path)
+            decoder = decoder_for(path, self.settings.max_source_pixels)
             record = ImageRecord(path, decoder.info, st.st_mtime, stamp)
             entry = _Entry(record, decoder, self._icc_segments(decoder.info))
             self._images.put(path, entry)

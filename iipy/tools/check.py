@@ -90,7 +90,8 @@ def _tiff_facts(path: str, report: Report) -> None:
     report.bits, report.bands = (first.ints(TAG_BITS) or (1,))[0], first.int(TAG_SAMPLES, 1)
     report.format = "bigtiff" if structure.bigtiff else "tiff"
     if not first.tiled:
-        report.problems.append("strip TIFF: not tiled, iipy cannot serve it")
+        report.problems.append("strip TIFF: not tiled, each level is decoded whole (slow; "
+                               "iipsrv cannot serve it)")
 
 
 def read_cod(path: str) -> dict[str, Any]:
@@ -151,6 +152,10 @@ def _describe(info: ImageInfo, report: Report) -> None:
     report.icc = bool(info.icc)
     report.levels_needed = levels_needed(info.width, info.height, first.tile_width,
                                          first.tile_height)
+    if info.format in ("jpeg", "png"):
+        report.format = info.format
+        report.problems.append(f"untiled {info.format.upper()}: each level is decoded whole "
+                               "(slow; iipsrv 1.3 serves JPEG so, 1.1 neither)")
     if info.format == "tiff":
         if report.levels < report.levels_needed:
             report.problems.append(
@@ -212,7 +217,8 @@ def check_file(path: str, timed: bool = True) -> Report:
             report.servable = False
             report.problems.append(f"a tile fails: {exc.message}")
     if report.problems:
-        report.fix = _fix_command(path, "jp2" if report.format.startswith("j") else "tiff")
+        jp2 = report.format.startswith(("jp2", "j2k"))
+        report.fix = _fix_command(path, "jp2" if jp2 else "tiff")
     return report
 
 
