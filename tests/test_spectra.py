@@ -231,3 +231,29 @@ def test_stack_pages_evicted_from_a_small_cache_are_still_right(stacks, tmp_path
         assert result.body == spectra_xml([(names[n], None, reflectance(a[1, 1, 0], a.dtype))
                                            for n, a in enumerate(grey)])
     small.renderer.clear()
+
+
+# -- samples of 1 to 16 bits (tests/tiffwriter.py) ----------------------------------
+
+
+@pytest.mark.parametrize("bits,bands", [(1, 1), (2, 1), (4, 3), (10, 1), (12, 3), (14, 1)])
+def test_bit_depths_below_the_sample_type(tmp_path, bits, bands):
+    """SPECTRA divides by the bit depth's maximum (1.3 answers 0 for 12 bits:
+    only 8, 16 and 32 are handled); PFL gives the stored values, not the 8-bit
+    stretch decoders make of 1 to 7-bit samples."""
+    from tiffwriter import write_tiff as write_bits
+
+    rng = np.random.default_rng(bits)
+    values = rng.integers(0, 1 << bits, (80, 96, bands)).astype(
+        np.uint16 if bits > 8 else np.uint8)
+    write_bits(str(tmp_path / "bits.tif"), values, bits, photometric=2 if bands == 3 else 1,
+               tile=32)
+    app = make_app(FILESYSTEM_PREFIX=f"{tmp_path}/")
+    top = (1 << bits) - 1
+    result = call(app, "FIF=bits.tif&SPECTRA=0,4,7,9")  # tile 4: column 1, row 1
+    assert result.status == 200
+    assert result.body == spectra_xml([(str(b), None, float(np.float32(int(v) / top)))
+                                       for b, v in enumerate(values[32 + 9, 32 + 7])])
+    profile = call(app, "FIF=bits.tif&PFL=0:5,3-90,3").body
+    assert profile == ('{\n\t"profile": [' + ",".join(map(str, values[3, 5:90].reshape(-1)))
+                       + "]\n}").encode()

@@ -15,18 +15,21 @@
   a stack (NAME the page's DocumentName, else its PageName, else its number) or per horizontal
   view of an image sequence (NAME the angle).  A page or view with several
   bands gives a point per band, each with a ``<band>`` element after the
-  wavelength.  Values as iipsrv 1.3 computes them: 8 and 16-bit samples
-  divided by the type's maximum (255, 65535; 127 and 32767 when signed),
-  32-bit integers and floats as stored; printed ``%f``.
+  wavelength.  Values as iipsrv 1.3 computes them: integer samples of up to
+  16 bits divided by their bit depth's maximum (255, 65535, 4095 for 12 bits,
+  15 for 4; 127 and 32767 when signed), 32-bit integers and floats as
+  stored; printed ``%f``.
 * ``PFL=r:x1,y1-x2,y2`` (or ``r:x,y``): a profile along a line of
   resolution r, as JSON (§2.24): horizontal from x1 up to, not including,
   x2 if x2 > x1, else vertical from y1 to y2 if y2 > y1, else the one
   pixel.  ``{"profile": [v, …]}`` with the samples of every pixel in turn
   (a colour image's bands interleaved, r,g,b,r,g,b…), or, for a stack or a
   sequence, ``{"profile": {"NAME": [v, …], …}}``, one array per page or
-  view.  Integers exactly, floats with 9 decimals (iipsrv's fixed format), a
-  stack page's STONITS scale applied (printed with 9 significant digits);
-  a value that is not finite is ``null``.
+  view.  The samples as stored (1 to 7-bit samples, which decoders stretch
+  to 8 bits, are given back their own values); integers exactly, floats
+  with 9 decimals (iipsrv's fixed format), a stack page's STONITS scale
+  applied (printed with 9 significant digits); a value that is not finite
+  is ``null``.
 
 Where iipsrv 1.3 is wrong this is right: every band is read (1.3 reads one
 sample at an index that ignores the band count and, on edge tiles, the
@@ -147,7 +150,7 @@ def read_series(renderer: Renderer, sources: Iterable[Source], resolution: int,
                 label = meta.get("title") or meta.get("pagename") or str(page.number)
             else:
                 label = name
-            out.append(Series(label, page.info, page.pixels))
+            out.append(Series(label, page.info, stored(page.pixels, page.info)))
             room -= page.pixels.size
     return _unique(out)
 
@@ -166,12 +169,28 @@ def _unique(series: list[Series]) -> list[Series]:
     return out
 
 
-def reflectance(value: int | float, dtype: np.dtype) -> float:
-    """SPECTRA's value: 8 and 16-bit integers over their type's maximum
-    (computed in single precision, as iipsrv), anything else as stored."""
-    if dtype.kind in "ui" and dtype.itemsize <= 2:
-        return float(np.float32(int(value) / float(np.iinfo(dtype).max)))
-    return float(value)
+def stored(pixels: np.ndarray, info: ImageInfo) -> np.ndarray:
+    """The samples as the file stores them: decoders stretch samples of fewer
+    than 8 bits to 0-255 (``v·255/(2^b-1)``, exact for 1, 2 and 4 bits)."""
+    if pixels.dtype == np.uint8 and 0 < info.bits < 8:
+        top = (1 << info.bits) - 1
+        return np.rint(pixels.astype(np.float64) * top / 255).astype(np.uint8)
+    return pixels
+
+
+def maximum(dtype: np.dtype, bits: int) -> int:
+    """What SPECTRA divides integers of at most 16 bits by: the largest value of
+    the file's bit depth (4095 for 12 bits; 32767 signed 16); 0 for values as stored."""
+    if dtype.kind not in "ui" or dtype.itemsize > 2:
+        return 0
+    width = bits if 0 < bits <= 8 * dtype.itemsize else 8 * dtype.itemsize
+    return (1 << (width - 1)) - 1 if dtype.kind == "i" else (1 << width) - 1
+
+
+def reflectance(value: int | float, top: int) -> float:
+    """SPECTRA's value: an integer over ``top`` (in single precision, as
+    iipsrv), or the value as stored when ``top`` is 0."""
+    return float(np.float32(int(value) / float(top))) if top else float(value)
 
 
 def spectra_xml(series: list[Series]) -> bytes:
@@ -179,11 +198,12 @@ def spectra_xml(series: list[Series]) -> bytes:
     lines = ['<?xml version="1.0" encoding="UTF-8"?>\n<spectra>\n']
     for item in series:
         values = item.pixels.reshape(-1)
+        top = maximum(values.dtype, item.info.bits)
         for band, value in enumerate(values.tolist()):
             name = item.name if several else str(band)
             extra = f"\t\t<band>{band}</band>\n" if several and values.size > 1 else ""
             lines.append(f"\t<point>\n\t\t<wavelength>{escape(name)}</wavelength>\n{extra}"
-                         f"\t\t<reflectance>{reflectance(value, values.dtype):f}</reflectance>"
+                         f"\t\t<reflectance>{reflectance(value, top):f}</reflectance>"
                          "\n\t</point>\n")
     lines.append("</spectra>")
     return "".join(lines).encode("utf-8", "surrogateescape")
