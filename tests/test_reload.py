@@ -29,14 +29,30 @@ def test_env_file_reading(tmp_path):
         Settings.load(str(tmp_path / "missing.env"))
 
 
+def _children(pid: int) -> set[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return {int(p) for p in f.read().split()}
+    except OSError:
+        return set()
+
+
 def _pids(server, count: int) -> set[int]:
-    """Worker pids that answer /health, until ``count`` different ones have."""
-    seen: set[int] = set()
-    for _ in range(400):
-        seen.add(json.loads(server.request("", uri="/health").body)["pid"])
-        if len(seen) >= count:
-            return seen
-    raise AssertionError(f"only {seen} answered")
+    """The ``count`` worker pids: the supervisor's live children once there are exactly
+    ``count`` of them, each of which answered /health. Which worker accepts a connection is
+    the kernel's choice (on a quiet machine one may take them all), so the pids come from the
+    process tree and the answers are only checked to come from among them."""
+    deadline = time.monotonic() + 30
+    while True:
+        workers = _children(server.pid)
+        if len(workers) == count:
+            answered = {json.loads(server.request("", uri="/health").body)["pid"]
+                        for _ in range(20)}
+            if answered <= workers and _children(server.pid) == workers:
+                return workers
+        if time.monotonic() > deadline:
+            raise AssertionError(f"workers {workers}, wanted {count}")
+        time.sleep(0.05)
 
 
 def _wait(predicate, what: str, seconds: float = 30) -> None:
