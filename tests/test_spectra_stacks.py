@@ -42,8 +42,10 @@ def test_spectra_every_band_of_every_page(app, resolution, tile, x, y):
 
 
 def test_spectra_whatever_page_sds_selected(app):
-    assert call(app, "FIF=stack.tif&SDS=2&SPECTRA=2,0,1,1").body == \
-        call(app, "FIF=stack.tif&SPECTRA=2,0,1,1").body
+    result = call(app, "FIF=stack.tif&SDS=2&SPECTRA=2,0,1,1")
+    assert result.status == 200
+    assert result.body == call(app, "FIF=stack.tif&SPECTRA=2,0,1,1").body
+    assert result.body.count(b"<point>") == 12  # 4 pages x 3 bands, not page 2 alone
 
 
 def test_pfl_every_page_scaled(app):
