@@ -222,3 +222,19 @@ class View:
 
 #: TIFF output compressions by iipsrv's QLT/TIFF_COMPRESSION codes
 TIFF_COMPRESSIONS = ("none", "lzw", "deflate", "jpeg", "webp", "zstd")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Raw samples one request reads (IIP SPECTRA and PFL): the box
+    ``(left, top, width, height)`` of IIP resolution ``resolution`` (0 = the
+    smallest), of every page of a stack or of the one image, in the file's
+    sample type and without any processing.  ``layers`` is as in
+    :class:`View`; ``max_values`` bounds the samples (pixels × bands × pages)
+    the answer may hold."""
+
+    path: str
+    resolution: int
+    box: tuple[int, int, int, int]
+    layers: int = 0
+    max_values: int = 1 << 20

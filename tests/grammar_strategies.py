@@ -103,6 +103,9 @@ _IIP_ARGUMENTS = {
     "SHD": joined(values), "CNV": st.one_of(st.sampled_from(["sobel", "gaussian"]),
                                              joined(values)),
     "ROT": st.one_of(values, values.map(lambda v: "!" + v)),
+    "SPECTRA": st.builds(",".join, slots(4)),
+    "PFL": st.one_of(st.builds(lambda v: f"{v[0]}:{v[1]},{v[2]}-{v[3]},{v[4]}", slots(5)),
+                     st.builds(lambda v: f"{v[0]}:{v[1]},{v[2]}", slots(3)), joined(values, ":,-")),
 }
 iip_name = st.one_of(st.sampled_from(sorted(_IIP_ARGUMENTS)),
                      st.sampled_from(sorted(_IIP_ARGUMENTS)).map(str.lower),

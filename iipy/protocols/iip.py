@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -23,7 +23,7 @@ from ..render.geometry import cvt_output_size
 from ..render.renderer import ImageRecord, Renderer
 from ..render.sequences import DEFAULT_ANGLES, Sequence, find_sequence
 from ..settings import Settings
-from . import iipobj, iipproc, iiptiles
+from . import iipdata, iipobj, iipproc, iiptiles
 from .common import Protocol, c_float, c_int, open_image, validate
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,8 @@ class IIPProtocol(Protocol):
             "qlt": self._qlt,
             "sds": self._sds,
             "lyr": self._lyr,
+            "spectra": self._data,
+            "pfl": self._data,
         }
         for name, setter in iipproc.SETTERS.items():
             self.commands[name] = self._processing_setter(setter)
@@ -319,6 +321,17 @@ class IIPProtocol(Protocol):
         body = iiptiles.til_body(self.renderer, record, argument, state.quality, state.layers)
         state.output = Response(200, body, IIP_TYPE, last_modified=record.mtime,
                                 etag=state.etag)
+
+    def _data(self, state: _State, argument: str, sent: str) -> None:
+        """SPECTRA and PFL: sample values across bands, stack pages or a sequence's views."""
+        record = self._need_image(state)
+        sources: Iterable[iipdata.Source] = [(None, record)]
+        if (sequence := state.sequence) is not None:
+            sources = ((str(x), self.renderer.open(sequence.path(x, state.angles[1])))
+                       for x in sequence.horizontal_views)
+        body, mime = iipdata.answer(sent.lower(), self.renderer, record, sources, argument,
+                                    state.layers)
+        state.output = Response(200, body, mime, last_modified=record.mtime, etag=state.etag)
 
     def _cvt(self, state: _State, argument: str, sent: str) -> None:
         record = self._need_image(state)

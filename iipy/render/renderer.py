@@ -36,6 +36,7 @@ from .export import STRIP_PIXELS, RegionJob, finish_colour, render_region
 from .geometry import choose_level, region_box
 from .outmeta import OWN_HEADER, density_for, tile_headers
 from .record import ImageRecord
+from .samples import SampleReads
 from .status import RendererStatus
 from .tilecache import SharedTiles
 from .transforms import flatten_for, histogram, orient, rotate_arbitrary, to_8bit
@@ -68,7 +69,7 @@ class _Entry:
         return data[:2] + self.headers[native] + data[2:]
 
 
-class Renderer(RendererStatus):
+class Renderer(RendererStatus, SampleReads):
     def __init__(self, settings: Settings, rng: RandomSource | None = None) -> None:
         """``rng`` is the watermark's random source (default: a ``random.Random``
         seeded from ``os.urandom`` in each process, so forked workers differ)."""
