@@ -339,3 +339,20 @@ def test_check_says_a_plain_jpeg_is_served_slowly_and_how_to_convert_it(tmp_path
     assert result.returncode == 0
     assert "serves, with problems" in result.stdout and "untiled JPEG" in result.stdout
     assert f"fix: iipy convert {path}" in result.stdout and ".jp2" not in result.stdout
+
+
+def test_check_counts_a_stacks_pages_not_its_directories(tmp_path):
+    """A pyramid's levels are directories too: ``pages`` is what SDS can select."""
+    from stacks import make_stack
+
+    import pyvips
+
+    stack = make_stack(tmp_path / "stack.tif", 600, 400, pages=3)
+    target = tmp_path / "pyramid.tif"  # levels as following top-level directories
+    pyvips.Image.black(2000, 1500, bands=3).tiffsave(str(target), tile=True, pyramid=True,
+                                                      compression="jpeg")
+    result = iipy("check", "--json", str(stack), str(target))
+    assert result.returncode == 0, result.stdout + result.stderr
+    stack_report, pyramid_report = json.loads(result.stdout)
+    assert stack_report["pages"] == 3
+    assert pyramid_report["pages"] == 1 and pyramid_report["levels"] > 1

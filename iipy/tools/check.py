@@ -76,6 +76,7 @@ _TIFF_COMPRESSION = {1: "none", 5: "lzw", 7: "jpeg", 8: "deflate", 32946: "defla
 
 def _tiff_facts(path: str, report: Report) -> None:
     from ..decoders.tiffdir import TAG_BITS, TAG_COMPRESSION, TAG_SAMPLES, read_structure
+    from ..decoders.tiffpages import find_pages
 
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -83,7 +84,7 @@ def _tiff_facts(path: str, report: Report) -> None:
     finally:
         os.close(fd)
     first = structure.ifds[0]
-    report.pages = len(structure.ifds)
+    report.pages = len(find_pages(structure)[0])  # a stack's pages, not its directories
     code = first.int(TAG_COMPRESSION, 1)
     report.compression = _TIFF_COMPRESSION.get(code, f"code {code}")
     report.width, report.height = first.width, first.height
