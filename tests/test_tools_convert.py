@@ -343,9 +343,8 @@ def test_check_says_a_plain_jpeg_is_served_slowly_and_how_to_convert_it(tmp_path
 
 def test_check_counts_a_stacks_pages_not_its_directories(tmp_path):
     """A pyramid's levels are directories too: ``pages`` is what SDS can select."""
-    from stacks import make_stack
-
     import pyvips
+    from stacks import make_stack
 
     stack = make_stack(tmp_path / "stack.tif", 600, 400, pages=3)
     target = tmp_path / "pyramid.tif"  # levels as following top-level directories
