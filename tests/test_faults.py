@@ -257,3 +257,92 @@ def test_a_request_completed_while_the_worker_was_busy_is_served(tmp_path):
     finally:
         process.kill()
         process.wait()
+
+
+LOOP_WITH_LIMITS = """
+import socket, sys
+from iipy.serve import fcgiloop
+
+fcgiloop.SEND_TIMEOUT = 1.0
+fcgiloop.MAX_CONNECTIONS = 2
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    query = environ["QUERY_STRING"]
+    return [b"x" * (64 << 20) if query == "big" else query.encode()]
+
+listener = socket.create_server(("127.0.0.1", 0))
+print(listener.getsockname()[1], flush=True)
+fcgiloop.Loop(app, listener, lambda: True, read_timeout=1.0).run()
+"""
+
+
+def _limited_loop():
+    process = subprocess.Popen([sys.executable, "-c", LOOP_WITH_LIMITS],
+                               stdout=subprocess.PIPE, env=iipy_environment(dict(os.environ)))
+    port = int(process.stdout.readline())  # type: ignore[union-attr]
+    return process, port
+
+
+def _ask(port: int, query: str) -> tuple[bytes, float]:
+    """A whole FastCGI request for ``query`` on a new connection: (answer, seconds)."""
+    from fcgi_client import FCGI_PARAMS, FCGI_STDIN, _stream, encode_params
+
+    began = time.monotonic()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=HANG)
+    sock.sendall(BEGIN_ONLY + _stream(FCGI_PARAMS, encode_params({"QUERY_STRING": query}))
+                 + _stream(FCGI_STDIN, b""))
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    sock.close()
+    return data, time.monotonic() - began
+
+
+def test_a_peer_that_stops_reading_is_abandoned_after_the_send_timeout(tmp_path):
+    """A response the peer does not read is given up after SEND_TIMEOUT (1 s here, 30 s
+    shipped): the worker goes on serving others instead of waiting for ever."""
+    process, port = _limited_loop()
+    try:
+        stuck = socket.socket()
+        stuck.settimeout(HANG)
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.connect(("127.0.0.1", port))
+        from fcgi_client import FCGI_PARAMS, FCGI_STDIN, _stream, encode_params
+
+        stuck.sendall(BEGIN_ONLY + _stream(FCGI_PARAMS, encode_params({"QUERY_STRING": "big"}))
+                      + _stream(FCGI_STDIN, b""))
+        time.sleep(0.3)  # the worker is now writing 64 MB nobody reads
+        answer, seconds = _ask(port, "next")
+        assert b"\r\n\r\nnext" in answer
+        assert 0.5 < seconds < 6, seconds  # served once the stuck response was abandoned
+        stuck.settimeout(HANG)
+        received = 0
+        while chunk := stuck.recv(1 << 20):  # what the kernel had buffered, then the close
+            received += len(chunk)
+        assert received < 64 << 20  # the response was cut, not finished
+        stuck.close()
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_a_worker_holds_at_most_max_connections(tmp_path):
+    """With MAX_CONNECTIONS (2 here, 256 shipped) connections open, a worker stops
+    accepting: the next client waits in the listen queue (for a sibling, or here until a
+    held connection's read timeout frees a place) instead of growing the worker's set."""
+    process, port = _limited_loop()
+    try:
+        held = [socket.create_connection(("127.0.0.1", port), timeout=HANG) for _ in range(2)]
+        for sock in held:
+            sock.sendall(BEGIN_ONLY)  # a request begun and never finished
+        time.sleep(0.2)
+        answer, seconds = _ask(port, "third")
+        assert b"\r\n\r\nthird" in answer
+        assert 0.6 < seconds < 6, seconds  # accepted only when the held ones timed out
+        for sock in held:
+            assert closed_by_server(sock)
+            sock.close()
+    finally:
+        process.kill()
+        process.wait()
